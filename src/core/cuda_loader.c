@@ -1,0 +1,80 @@
+/* Finds and loads the optional CUDA plugin with dlopen, once per process. Nothing in the core
+ * links against CUDA, so a machine without CUDA libraries simply gets "unavailable". */
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_plugin.h"
+
+#define PLUGIN_NAME "gemmaclf_cuda.so"
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static const gc_cuda_api *loaded_api;
+static char load_error[1024];
+
+/* Try one path; on failure remember why (the last reason is reported). */
+static int try_open(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(load_error, sizeof load_error, "cannot load %s: %s", path, dlerror());
+        return 0;
+    }
+    gc_cuda_plugin_api_fn fn = (gc_cuda_plugin_api_fn)dlsym(h, "gc_cuda_plugin_api");
+    const gc_cuda_api *api = fn ? fn() : NULL;
+    if (!api || api->abi_version != GC_CUDA_ABI_VERSION) {
+        snprintf(load_error, sizeof load_error, "%s: not a gemmaclf CUDA plugin of ABI %d", path,
+                 GC_CUDA_ABI_VERSION);
+        dlclose(h);
+        return 0;
+    }
+    loaded_api = api; /* the handle stays open for the life of the process */
+    return 1;
+}
+
+/* The directory of the shared object (or executable) that contains this function. */
+static int own_dir(char *buf, size_t len)
+{
+    Dl_info info;
+    if (!dladdr((void *)&own_dir, &info) || !info.dli_fname)
+        return 0;
+    char real[PATH_MAX];
+    if (!realpath(info.dli_fname, real))
+        return 0;
+    char *slash = strrchr(real, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    return snprintf(buf, len, "%s", real) < (int)len;
+}
+
+static void load(void)
+{
+    const char *env = getenv("GEMMACLF_CUDA_PLUGIN");
+    if (env && *env) {
+        try_open(env);
+        return;
+    }
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    if (own_dir(dir, sizeof dir)) {
+        /* beside the PostgreSQL module, or ../lib and ../build relative to bin/gemmaclf */
+        const char *rel[] = {"", "/../lib", "/../build"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            snprintf(path, sizeof path, "%s%s/" PLUGIN_NAME, dir, rel[i]);
+            if (try_open(path))
+                return;
+        }
+    }
+    try_open(PLUGIN_NAME);
+}
+
+const gc_cuda_api *gc_cuda_load(gc_err *e)
+{
+    pthread_once(&load_once, load);
+    if (!loaded_api)
+        gc_fail(e, GC_EDEVICE, "CUDA plugin unavailable (%s)", load_error);
+    return loaded_api;
+}
