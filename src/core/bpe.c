@@ -9,119 +9,16 @@
 
 #include "tokenizer_internal.h"
 
-/* ---- loading ---- */
-static gc_status parse_vocab(const cJSON *vocab, gc_bpe *b, gc_err *e)
-{
-    const cJSON *it;
-    size_t n = 0, bytes = 0;
-    double max_id = -1;
-    cJSON_ArrayForEach(it, vocab)
-    {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > INT32_MAX - 1 ||
-            it->valuedouble != (double)(int32_t)it->valuedouble)
-            return gc_fail(e, GC_EFORMAT, "model.vocab: bad id for token \"%.60s\"", it->string);
-        if (it->valuedouble > max_id)
-            max_id = it->valuedouble;
-        bytes += strlen(it->string) + 1;
-        n++;
-    }
-    b->n_vocab = n;
-    b->max_id = (int32_t)max_id;
-    size_t slots = (size_t)(b->max_id + 1);
-    b->arena = malloc(bytes ? bytes : 1);
-    b->tok = calloc(slots ? slots : 1, sizeof *b->tok);
-    b->tok_len = calloc(slots ? slots : 1, sizeof *b->tok_len);
-    if (!b->arena || !b->tok || !b->tok_len)
-        return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for a %zu-token vocab", n);
-    gc_status st = gc_strmap_init(&b->vocab, n, (const char *const *)b->tok, b->tok_len, e);
-    if (st != GC_OK)
-        return st;
-    char *p = b->arena;
-    cJSON_ArrayForEach(it, vocab)
-    {
-        int32_t id = (int32_t)it->valuedouble;
-        size_t l = strlen(it->string);
-        if (b->tok[id])
-            return gc_fail(e, GC_EFORMAT, "model.vocab: id %d is used twice (\"%.60s\", \"%.60s\")",
-                           id, b->tok[id], it->string);
-        memcpy(p, it->string, l + 1);
-        b->tok[id] = p;
-        b->tok_len[id] = (uint32_t)l;
-        p += l + 1;
-        if (gc_strmap_get(&b->vocab, it->string, l) >= 0)
-            return gc_fail(e, GC_EFORMAT, "model.vocab: token \"%.60s\" appears twice", it->string);
-        gc_strmap_put(&b->vocab, id, 0);
-    }
-    return GC_OK;
-}
-
-static gc_status add_merge(gc_bpe *b, const char *x, size_t nx, const char *y, size_t ny,
-                           uint32_t rank, gc_buf *tmp, gc_err *e)
-{
-    int32_t a = gc_strmap_get(&b->vocab, x, nx), c = gc_strmap_get(&b->vocab, y, ny);
-    if (a < 0 || c < 0)
-        return gc_fail(e, GC_EFORMAT, "model.merges[%u]: \"%.*s\" is not in the vocab", rank,
-                       (int)(a < 0 ? nx : ny), a < 0 ? x : y);
-    tmp->n = 0;
-    gc_status st = gc_buf_put(tmp, x, nx, e);
-    if (st == GC_OK)
-        st = gc_buf_put(tmp, y, ny, e);
-    if (st != GC_OK)
-        return st;
-    int32_t m = gc_strmap_get(&b->vocab, tmp->p, tmp->n);
-    if (m < 0)
-        return gc_fail(e, GC_EFORMAT, "model.merges[%u]: merged token \"%.*s\" is not in the vocab",
-                       rank, (int)tmp->n, tmp->p);
-    /* a repeated pair keeps the later rank, as tokenizers' HashMap collect does */
-    gc_u64map_put(&b->merges, (uint64_t)(uint32_t)a << 32 | (uint32_t)c,
-                  (uint64_t)rank << 32 | (uint32_t)m);
-    return GC_OK;
-}
-
-static gc_status parse_merges(const cJSON *merges, gc_bpe *b, gc_err *e)
-{
-    gc_status st = gc_u64map_init(&b->merges, (size_t)cJSON_GetArraySize(merges), e);
-    if (st != GC_OK)
-        return st;
-    gc_buf tmp = {0};
-    uint32_t rank = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, merges)
-    {
-        if (cJSON_IsString(it)) { /* legacy "a b" */
-            const char *s = it->valuestring, *sp = strchr(s, ' ');
-            if (!strncmp(s, "#version", 8))
-                continue;
-            if (!sp || strchr(sp + 1, ' ')) {
-                st = gc_fail(e, GC_EFORMAT, "model.merges[%u]: \"%.60s\" is not \"a b\"", rank, s);
-                break;
-            }
-            st = add_merge(b, s, (size_t)(sp - s), sp + 1, strlen(sp + 1), rank, &tmp, e);
-        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 &&
-                   cJSON_IsString(it->child) && cJSON_IsString(it->child->next)) {
-            const char *x = it->child->valuestring, *y = it->child->next->valuestring;
-            st = add_merge(b, x, strlen(x), y, strlen(y), rank, &tmp, e);
-        } else {
-            st = gc_fail(e, GC_EFORMAT, "model.merges[%u]: expected \"a b\" or [\"a\", \"b\"]", rank);
-        }
-        if (st != GC_OK)
-            break;
-        rank++;
-    }
-    gc_buf_free(&tmp);
-    return st;
-}
-
-gc_status gc_bpe_parse(const cJSON *m, gc_bpe *b, gc_err *e)
+/* ---- loading (vocab and merges are read by tokenizer_json.c) ---- */
+gc_status gc_bpe_parse(const cJSON *m, const char *doc, gc_span vocab_json, gc_span merges_json,
+                       gc_bpe *b, gc_err *e)
 {
     memset(b, 0, sizeof *b);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
     if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "BPE")))
         return gc_fail(e, GC_EUNSUPPORTED, "model type \"%s\" is not supported (only BPE)",
                        cJSON_IsString(type) ? type->valuestring : "?");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges))
+    if (doc[vocab_json.a] != '{' || doc[merges_json.a] != '[')
         return gc_fail(e, GC_EFORMAT, "model: BPE needs \"vocab\" (object) and \"merges\" (array)");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
     if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0.0))
@@ -135,9 +32,9 @@ gc_status gc_bpe_parse(const cJSON *m, gc_bpe *b, gc_err *e)
     b->byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "byte_fallback"));
     b->fuse_unk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "fuse_unk"));
     b->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "ignore_merges"));
-    gc_status st = parse_vocab(vocab, b, e);
+    gc_status st = gc_tokjson_vocab(doc + vocab_json.a, vocab_json.b - vocab_json.a, b, e);
     if (st == GC_OK)
-        st = parse_merges(merges, b, e);
+        st = gc_tokjson_merges(doc + merges_json.a, merges_json.b - merges_json.a, b, e);
     if (st != GC_OK)
         return st;
     b->unk_id = -1;

@@ -269,7 +269,16 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
 {
     cJSON *root = NULL, *cfg = NULL;
     gc_buf nb = {0}, tmp = {0};
-    gc_status st = parse_json_file(dir, "tokenizer.json", 0, &root, e);
+    char path[4096], *doc = NULL, *rest = NULL;
+    size_t doc_n, rest_n;
+    gc_span vocab, merges;
+    if (snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= (int)sizeof path)
+        return gc_fail(e, GC_EINVAL, "path too long: %s", dir);
+    gc_status st = read_file(path, &doc, &doc_n, e);
+    if (st == GC_OK)
+        st = gc_tokjson_split(doc, doc_n, &vocab, &merges, &rest, &rest_n, e);
+    if (st == GC_OK && !(root = cJSON_ParseWithLength(rest, rest_n)))
+        st = gc_fail(e, GC_EFORMAT, "%s: not valid JSON", path);
     if (st == GC_OK)
         st = parse_json_file(dir, "tokenizer_config.json", 1, &cfg, e);
     if (st != GC_OK)
@@ -285,7 +294,7 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
         st = gc_fail(e, GC_EUNSUPPORTED, "truncation/padding in tokenizer.json are not supported");
         goto done;
     }
-    if ((st = gc_bpe_parse(model, &t->bpe, e)) ||
+    if ((st = gc_bpe_parse(model, doc, vocab, merges, &t->bpe, e)) ||
         (st = gc_normalizer_parse(cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
                                   &t->normalizer, e)) ||
         (st = gc_pretokenizer_parse(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
@@ -308,6 +317,8 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
     }
     parse_config(t, cfg);
 done:
+    free(doc);
+    free(rest);
     cJSON_Delete(root);
     cJSON_Delete(cfg);
     gc_buf_free(&nb);
