@@ -177,6 +177,29 @@ def main():
                     for i in badd[:3]:
                         print("FAIL %s decode(skip=%s): %r\n  hf   %r\n  ours %r" % (
                             name, skip, want[i][:40], ref[i][:200], dec[i][:200]))
+    # chat prompts (Gemma chat template, one user turn + generation prompt) for the texts
+    # without special-token strings, against HF encoding the rendered string
+    prefix = "classify the following comment into Hate, Extreme Hate or Not Hate: "
+    for name, d in [("gemma3", gemma), ("tok4k", tok4k)]:
+        hf = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+        hf.encode_special_tokens = False
+        specials = [t.content for t in hf.get_added_tokens_decoder().values() if t.special]
+        sel = [t for t in texts if not any(sp in t for sp in specials)]
+        for pre in [prefix, ""]:
+            want = [hf.encode("<bos><start_of_turn>user\n" + (pre + t.strip()).strip() +
+                              "<end_of_turn>\n<start_of_turn>model\n",
+                              add_special_tokens=False).ids for t in sel]
+            got, err = run_cli(d, ["--chat", pre], [json.dumps(t) for t in sel])
+            if got is None:
+                failed += 1
+                print("FAIL %s --chat: %s" % (name, err))
+                continue
+            bad = [i for i in range(len(sel)) if got[i] != want[i]]
+            passed += len(sel) - len(bad)
+            failed += len(bad)
+            for i in bad[:3]:
+                print("FAIL %s --chat %r: %r\n  hf   %s\n  ours %s" % (name, pre, sel[i][:200],
+                                                                   want[i][:40], got[i][:40]))
     print("test_tokenizer_random: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
