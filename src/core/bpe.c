@@ -80,9 +80,8 @@ static gc_status scratch_reserve(gc_bpe_scratch *sc, size_t n, gc_err *e)
     sc->next = malloc(cap * sizeof *sc->next);
     sc->len = malloc(cap * sizeof *sc->len);
     /* every merge pushes at most two new candidates: 3n entries always suffice */
-    sc->heap_key = malloc(3 * cap * sizeof *sc->heap_key);
-    sc->heap_new = malloc(3 * cap * sizeof *sc->heap_new);
-    if (!sc->sym_id || !sc->prev || !sc->next || !sc->len || !sc->heap_key || !sc->heap_new) {
+    sc->heap = malloc(3 * cap * sizeof *sc->heap);
+    if (!sc->sym_id || !sc->prev || !sc->next || !sc->len || !sc->heap) {
         gc_bpe_scratch_free(sc);
         return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for a %zu-character word", n);
     }
@@ -96,48 +95,44 @@ void gc_bpe_scratch_free(gc_bpe_scratch *sc)
     free(sc->prev);
     free(sc->next);
     free(sc->len);
-    free(sc->heap_key);
-    free(sc->heap_new);
+    free(sc->heap);
     memset(sc, 0, sizeof *sc);
 }
 
+/* A 4-ary heap: half the depth of a binary one, and the four children share a cache line
+ * or two. (rank, position) is a total order, so the merge order does not depend on it. */
 static void heap_push(gc_bpe_scratch *sc, uint64_t key, int32_t nid)
 {
+    gc_bpe_cand *h = sc->heap;
     size_t i = sc->heap_n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (sc->heap_key[p] <= key)
+        size_t p = (i - 1) / 4;
+        if (h[p].key <= key)
             break;
-        sc->heap_key[i] = sc->heap_key[p];
-        sc->heap_new[i] = sc->heap_new[p];
+        h[i] = h[p];
         i = p;
     }
-    sc->heap_key[i] = key;
-    sc->heap_new[i] = nid;
+    h[i] = (gc_bpe_cand){key, nid};
 }
 
-static void heap_pop(gc_bpe_scratch *sc, uint64_t *key, int32_t *nid)
+static gc_bpe_cand heap_pop(gc_bpe_scratch *sc)
 {
-    *key = sc->heap_key[0];
-    *nid = sc->heap_new[0];
-    size_t n = --sc->heap_n;
-    uint64_t k = sc->heap_key[n];
-    int32_t v = sc->heap_new[n];
-    size_t i = 0;
+    gc_bpe_cand *h = sc->heap, top = h[0], last = h[--sc->heap_n];
+    size_t n = sc->heap_n, i = 0;
     for (;;) {
-        size_t c = 2 * i + 1;
+        size_t c = 4 * i + 1, best = c;
         if (c >= n)
             break;
-        if (c + 1 < n && sc->heap_key[c + 1] < sc->heap_key[c])
-            c++;
-        if (k <= sc->heap_key[c])
+        for (size_t k = c + 1; k < c + 4 && k < n; k++)
+            if (h[k].key < h[best].key)
+                best = k;
+        if (last.key <= h[best].key)
             break;
-        sc->heap_key[i] = sc->heap_key[c];
-        sc->heap_new[i] = sc->heap_new[c];
-        i = c;
+        h[i] = h[best];
+        i = best;
     }
-    sc->heap_key[i] = k;
-    sc->heap_new[i] = v;
+    h[i] = last;
+    return top;
 }
 
 static inline int merge_of(const gc_bpe *b, int32_t x, int32_t y, uint64_t *rank_new)
@@ -160,9 +155,10 @@ static void merge_all(const gc_bpe *b, gc_bpe_scratch *sc, size_t n)
     for (size_t i = 0; i + 1 < n; i++)
         candidate(b, sc, (int32_t)i);
     while (sc->heap_n) {
-        uint64_t key, rn;
-        int32_t nid;
-        heap_pop(sc, &key, &nid);
+        uint64_t rn;
+        gc_bpe_cand top = heap_pop(sc);
+        uint64_t key = top.key;
+        int32_t nid = top.new_id;
         int32_t pos = (int32_t)(uint32_t)key, right = sc->next[pos];
         if (sc->len[pos] == 0 || right < 0)
             continue; /* stale: the symbol was merged away or is now last */

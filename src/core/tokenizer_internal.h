@@ -207,12 +207,16 @@ typedef struct gc_bpe {
     int byte_fallback, fuse_unk, ignore_merges;
 } gc_bpe;
 
+typedef struct gc_bpe_cand {
+    uint64_t key;   /* rank << 32 | position of the left symbol */
+    int32_t new_id; /* the merged token */
+} gc_bpe_cand;
+
 typedef struct gc_bpe_scratch {
     int32_t *sym_id, *prev, *next;
     uint32_t *len;
     size_t sym_cap;
-    uint64_t *heap_key; /* rank << 32 | pos */
-    int32_t *heap_new;
+    struct gc_bpe_cand *heap; /* candidate merges, a 4-ary min-heap on key */
     size_t heap_n, heap_cap;
 } gc_bpe_scratch;
 
