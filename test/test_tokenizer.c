@@ -486,6 +486,57 @@ static void test_cli(const gc_tokenizer *t)
     unlink(path);
 }
 
+/* Truncated and corrupted tokenizer.json files fail cleanly (run under ASan for the
+ * "no invalid access" part). */
+static void test_malformed(void)
+{
+    FILE *f = fopen(gct_shared("reference/hf-tiny/tiny_untied_tok4k/tokenizer.json"), "rb");
+    CHECK(f != NULL, "open tok4k tokenizer.json");
+    if (!f)
+        return;
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof doc, f);
+    fclose(f);
+    char dir[] = "/tmp/gc_tok_badXXXXXX", path[512];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    unsigned seed = 12345;
+    int failed_ok = 0, total = 0;
+    for (int k = 0; k < 60; k++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t cut = (seed >> 8) % n, len = n;
+        char saved = 0;
+        if (k < 40) {
+            len = cut; /* truncated */
+        } else {
+            saved = doc[cut]; /* one byte replaced by JSON punctuation */
+            doc[cut] = "{}[]\",:\\"[k % 7];
+        }
+        FILE *o = fopen(path, "wb");
+        fwrite(doc, 1, len, o);
+        fclose(o);
+        if (k >= 40)
+            doc[cut] = saved;
+        gc_tokenizer *t = NULL;
+        gc_err e = {0};
+        gc_status st = gc_tokenizer_load(dir, &t, &e);
+        if (st == GC_OK) { /* a harmless change: the tokenizer must still work */
+            gc_ids ids = {0};
+            st = gc_tokenizer_encode(t, "hello world", 11, 0, &ids, &e);
+            gc_ids_free(&ids);
+            gc_tokenizer_free(t);
+            CHECK(st == GC_OK, "corrupted file %d loaded but cannot encode", k);
+        } else {
+            CHECK(t == NULL && e.msg[0], "failed load %d without a message", k);
+            failed_ok++;
+        }
+        total++;
+    }
+    CHECK(failed_ok >= 40, "only %d of %d damaged files were rejected", failed_ok, total);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     gc_tokenizer *t = NULL;
@@ -502,5 +553,6 @@ int main(void)
     test_tok4k();
     test_trained_classifier();
     test_unsupported();
+    test_malformed();
     return gct_finish("test_tokenizer");
 }
