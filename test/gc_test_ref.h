@@ -12,7 +12,7 @@
 
 #include "safetensors.h"
 
-static const char *gct_fixtures[] = {"tiny_gqa_f32", "tiny_mqa_bf16_scaled", "tiny_untied_tok4k"};
+__attribute__((unused)) static const char *gct_fixtures[] = {"tiny_gqa_f32", "tiny_mqa_bf16_scaled", "tiny_untied_tok4k"};
 #define GCT_N_FIXTURES 3
 
 static inline char *gct_abs(const char *rel, char *buf)
@@ -100,3 +100,72 @@ static inline int gct_argmax(const float *x, int n)
 }
 
 #endif
+
+/* ---- writing small safetensors files for tests ---- */
+typedef struct gct_wt {
+    const char *name;
+    const char *dtype; /* as written in the header (may be bogus on purpose) */
+    int ndim;
+    int64_t shape[4];
+    const void *data;
+    size_t nbytes;
+} gct_wt;
+
+/* Writes tensors back to back; returns 0 on failure. */
+static inline int gct_write_st(const char *path, const gct_wt *t, int n)
+{
+    char *hdr = malloc(64 + (size_t)n * 400);
+    size_t off = 0, hl = 0;
+    hl += sprintf(hdr + hl, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < n; i++) {
+        hl += sprintf(hdr + hl, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name, t[i].dtype);
+        for (int d = 0; d < t[i].ndim; d++)
+            hl += sprintf(hdr + hl, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
+        hl += sprintf(hdr + hl, "],\"data_offsets\":[%zu,%zu]}", off, off + t[i].nbytes);
+        off += t[i].nbytes;
+    }
+    hl += sprintf(hdr + hl, "}");
+    while (hl % 8)
+        hdr[hl++] = ' ';
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(hdr);
+        return 0;
+    }
+    uint64_t len = hl;
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)(len >> (8 * i));
+    fwrite(le, 1, 8, f);
+    fwrite(hdr, 1, hl, f);
+    for (int i = 0; i < n; i++)
+        fwrite(t[i].data, 1, t[i].nbytes, f);
+    free(hdr);
+    return fclose(f) == 0;
+}
+
+/* Raw bytes: 8-byte header length `hlen`, header text, then data. */
+static inline int gct_write_raw(const char *path, uint64_t hlen, const char *hdr, size_t hdr_bytes,
+                                const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)(hlen >> (8 * i));
+    fwrite(le, 1, 8, f);
+    fwrite(hdr, 1, hdr_bytes, f);
+    if (n)
+        fwrite(data, 1, n, f);
+    return fclose(f) == 0;
+}
+
+static inline int gct_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    fputs(text, f);
+    return fclose(f) == 0;
+}
