@@ -8,6 +8,7 @@
 
 #include "gc_test.h"
 #include "gc_test_ref.h"
+#include "cuda_plugin.h"
 #include "gemma3.h"
 
 #define TOL 1e-4
@@ -278,6 +279,28 @@ static void check_cli(const char *dir, const seq *q, int V, const char *tag)
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "%s: CLI accepted an out-of-range id", tag);
 }
 
+/* Device choice: without a usable CUDA plugin, AUTO falls back to the CPU silently and an
+ * explicit CUDA request fails with GC_EDEVICE and a message saying why. */
+static void check_device(const gc_model *m, const char *tag)
+{
+    gc_err e = {0};
+    if (gc_cuda_load(&e)) {
+        printf("%s: device check skipped: a CUDA plugin is present\n", tag);
+        return;
+    }
+    gc_ctx *c = NULL;
+    gc_ctx_opts o = {.device = GC_DEVICE_AUTO};
+    CHECK(gc_ctx_new(m, &o, &c, &e) == GC_OK && gc_ctx_device(c) == GC_DEVICE_CPU,
+          "%s: AUTO without plugin: %s", tag, e.msg);
+    gc_ctx_free(c);
+    c = NULL;
+    o.device = GC_DEVICE_CUDA;
+    gc_status st = gc_ctx_new(m, &o, &c, &e);
+    CHECK(st == GC_EDEVICE && !c && strstr(e.msg, "cuda"), "%s: CUDA without plugin: %s (%s)",
+          tag, gc_status_name(st), e.msg);
+    gc_ctx_free(c);
+}
+
 static int canceled(void *arg)
 {
     return ++*(int *)arg > 2;
@@ -336,6 +359,7 @@ static void run_fixture(const char *fx, const char *config, int use_cache)
     check_rows(ctx, cfg, &s[ns - 1], tag);
     check_generate(ctx, cfg, ref, tag);
     check_cli(dir, &s[ns - 1], cfg->vocab_size, tag);
+    check_device(m, tag);
 
     /* the interrupt callback stops a forward between layers */
     int calls = 0;
