@@ -42,7 +42,8 @@ def random_config(rng, i):
         full = {"rope_type": "linear", "factor": rng.choice([2.0, 8.0]), "rope_theta": 1e6}
     cfg = dict(
         vocab_size=rng.randint(100, 700),
-        hidden_size=rng.choice([32, 48, 64, 96]),
+        # transformers insists that hidden_size is a multiple of num_attention_heads
+        hidden_size=rng.choice([h for h in (32, 48, 64, 96) if h % n_heads == 0]),
         intermediate_size=rng.choice([64, 96, 160]),
         num_hidden_layers=n_layers,
         num_attention_heads=n_heads,
