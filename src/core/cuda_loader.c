@@ -60,8 +60,9 @@ static void load(void)
     }
     char dir[PATH_MAX], path[PATH_MAX + 64];
     if (own_dir(dir, sizeof dir)) {
-        /* beside the PostgreSQL module, or ../lib and ../build relative to bin/gemmaclf */
-        const char *rel[] = {"", "/../lib", "/../build"};
+        /* beside the PostgreSQL module; ../lib or ../build relative to bin/gemmaclf; ..
+         * relative to $(BUILD)/bin/gemmaclf (e.g. build-asan/bin) */
+        const char *rel[] = {"", "/../lib", "/../build", "/.."};
         for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
             snprintf(path, sizeof path, "%s%s/" PLUGIN_NAME, dir, rel[i]);
             if (try_open(path))
