@@ -26,8 +26,13 @@ static int try_open(const char *path)
     gc_cuda_plugin_api_fn fn = (gc_cuda_plugin_api_fn)dlsym(h, "gc_cuda_plugin_api");
     const gc_cuda_api *api = fn ? fn() : NULL;
     if (!api || api->abi_version != GC_CUDA_ABI_VERSION) {
-        snprintf(load_error, sizeof load_error, "%s: not a gemmaclf CUDA plugin of ABI %d", path,
-                 GC_CUDA_ABI_VERSION);
+        if (!api)
+            snprintf(load_error, sizeof load_error,
+                     "%s: not a gemmaclf CUDA plugin (no gc_cuda_plugin_api)", path);
+        else
+            snprintf(load_error, sizeof load_error,
+                     "%s: plugin ABI %d, this build needs %d (rebuild the plugin)", path,
+                     api->abi_version, GC_CUDA_ABI_VERSION);
         dlclose(h);
         return 0;
     }

@@ -28,6 +28,8 @@ NVCC_ALL_FLAGS := $(NVCC_FLAGS) $(CUDA_GENCODE) -Werror all-warnings \
 
 .PHONY: cuda
 cuda: $(CUDA_PLUGIN)
+# test_device loads the real plugin from $(BUILD)/
+unittest: $(CUDA_PLUGIN)
 
 $(BUILD)/cuda/%.o: src/cuda/%.cu src/cuda/gc_cuda.h src/core/cuda_plugin.h src/core/gemma3.h src/core/model.h src/core/gc_error.h
 	@mkdir -p $(dir $@)

@@ -3,6 +3,7 @@
  * Loading this object must have no side effect on CUDA (PostgreSQL may load it in the
  * postmaster before fork): the table is a constant, and the first CUDA runtime call happens in
  * device_count or model_upload, which the core makes only when a context asks for a device. */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,13 @@ static int device_count(char *err, size_t errlen)
     int n = 0, usable = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
-        gcu_fail(err, errlen, "no CUDA device: %s (%s)", cudaGetErrorString(e),
-                 cudaGetErrorName(e));
+        /* the runtime reports a missing driver as "insufficient": say what is missing */
+        void *drv = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+        if (drv)
+            dlclose(drv);
+        gcu_fail(err, errlen, "no CUDA device: %s%s (%s)",
+                 drv ? "" : "NVIDIA driver library libcuda.so.1 not found; ",
+                 cudaGetErrorString(e), cudaGetErrorName(e));
         cudaGetLastError(); /* not sticky, but leave a clean state */
         return 0;
     }
