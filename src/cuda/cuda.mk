@@ -10,6 +10,15 @@ USE_CUDA ?= 1
 NVCC ?= $(shell command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_ARCHS ?= 80 90
 
+# Forward-pass benchmark (any device; used by scripts/gpu-check.sh): make bench
+BENCH_BIN := $(BUILD)/bench/bench_forward
+.PHONY: bench
+bench: $(BENCH_BIN)
+$(BENCH_BIN): bench/bench_forward.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(GC_CFLAGS) -MMD -MP -o $@ $< $(CORE_LIB) $(GC_LDFLAGS) $(DEP_LIBS)
+-include $(BENCH_BIN).d
+
 ifneq ($(USE_CUDA),0)
 ifneq ($(strip $(NVCC)),)
 
