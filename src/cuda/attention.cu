@@ -130,9 +130,9 @@ int gcu_attention(cudaStream_t st, const gcu_attn_args *a, char *err, size_t err
                         a->n_heads, a->n_kv, a->hd);
     dim3 grid((unsigned)a->T, (unsigned)a->n_heads);
     if (a->bf16)
-        attention_kernel<<<grid, ATT_THREADS, 0, st>>>(*a, (__nv_bfloat16 *)a->out);
+        GCU_LAUNCH(attention_kernel, grid, ATT_THREADS, st, *a, (__nv_bfloat16 *)a->out);
     else
-        attention_kernel<<<grid, ATT_THREADS, 0, st>>>(*a, (float *)a->out);
+        GCU_LAUNCH(attention_kernel, grid, ATT_THREADS, st, *a, (float *)a->out);
     LAUNCH_RET();
     return 0;
 }

@@ -19,6 +19,22 @@ $(BENCH_BIN): bench/bench_forward.c $(CORE_LIB)
 	$(CC) $(GC_CFLAGS) -MMD -MP -o $@ $< $(CORE_LIB) $(GC_LDFLAGS) $(DEP_LIBS)
 -include $(BENCH_BIN).d
 
+# The plugin's sources compiled with g++ against test/cuda_emu, a CPU stand-in for the CUDA
+# runtime and cuBLAS (a test tool: scripts/cuda-emu-check.sh). Needs no CUDA toolkit.
+CUDA_EMU_PLUGIN := $(BUILD)/cuda-emu/gemmaclf_cuda.so
+.PHONY: cuda-emu
+cuda-emu: $(CUDA_EMU_PLUGIN)
+$(CUDA_EMU_PLUGIN): $(wildcard src/cuda/*.cu src/cuda/*.h test/cuda_emu/*) src/core/cuda_plugin.h src/core/gemma3.h src/core/model.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O3 -march=native -g -U_FORTIFY_SOURCE -fPIC -shared -fvisibility=hidden -DGCU_EMULATE \
+	  -Wall -Wextra -Werror \
+	  -Itest/cuda_emu -Isrc/core -Isrc/cuda -x c++ $(sort $(wildcard src/cuda/*.cu)) \
+	  test/cuda_emu/emu.cpp -o $@ -Wl,-z,defs
+# test_cuda_emu runs it (skipped under ASan, which cannot follow the emulator's stack switches)
+ifneq ($(SANITIZE),1)
+unittest: $(CUDA_EMU_PLUGIN)
+endif
+
 ifneq ($(USE_CUDA),0)
 ifneq ($(strip $(NVCC)),)
 

@@ -20,6 +20,15 @@ extern "C" {
 #include "cuda_plugin.h"
 }
 
+/* Kernel launch. GCU_EMULATE builds the plugin with g++ against test/cuda_emu, a CPU stand-in
+ * for the CUDA runtime and cuBLAS that runs the same kernels (see docs/cuda.md). */
+#ifdef GCU_EMULATE
+#define GCU_LAUNCH(kernel, grid, block, st, ...)                                          \
+    gcu_emu_launch((grid), (block), (st), [=]() { kernel(__VA_ARGS__); })
+#else
+#define GCU_LAUNCH(kernel, grid, block, st, ...) kernel<<<(grid), (block), 0, (st)>>>(__VA_ARGS__)
+#endif
+
 #define GCU_MAX_HEAD_DIM 512 /* attention keeps head_dim/128 accumulators per thread */
 
 /* Formats a message into err; always returns -1 so callers can `return gcu_fail(...)`. */

@@ -79,7 +79,7 @@ __global__ void embed_kernel(const float *embed, const int32_t *tok, int H, floa
 int gcu_embed(cudaStream_t st, const float *embed, const int32_t *tok, int T, int H, float scale,
               float *h, char *err, size_t errlen)
 {
-    embed_kernel<<<T, ROW_THREADS, 0, st>>>(embed, tok, H, scale, h);
+    GCU_LAUNCH(embed_kernel, T, ROW_THREADS, st, embed, tok, H, scale, h);
     LAUNCH_RET();
     return 0;
 }
@@ -97,9 +97,9 @@ int gcu_rmsnorm(cudaStream_t st, const float *x, const float *w, int T, int H, f
                 void *out, int bf16, char *err, size_t errlen)
 {
     if (bf16)
-        rmsnorm_kernel<<<T, ROW_THREADS, 0, st>>>(x, w, H, eps, (__nv_bfloat16 *)out);
+        GCU_LAUNCH(rmsnorm_kernel, T, ROW_THREADS, st, x, w, H, eps, (__nv_bfloat16 *)out);
     else
-        rmsnorm_kernel<<<T, ROW_THREADS, 0, st>>>(x, w, H, eps, (float *)out);
+        GCU_LAUNCH(rmsnorm_kernel, T, ROW_THREADS, st, x, w, H, eps, (float *)out);
     LAUNCH_RET();
     return 0;
 }
@@ -127,11 +127,11 @@ int gcu_residual_norm(cudaStream_t st, float *h, const float *y, const float *w_
                       size_t errlen)
 {
     if (bf16)
-        residual_norm_kernel<<<T, ROW_THREADS, 0, st>>>(h, y, w_post, w_next, H, eps,
-                                                        (__nv_bfloat16 *)x);
+        GCU_LAUNCH(residual_norm_kernel, T, ROW_THREADS, st, h, y, w_post, w_next, H, eps,
+                   (__nv_bfloat16 *)x);
     else
-        residual_norm_kernel<<<T, ROW_THREADS, 0, st>>>(h, y, w_post, w_next, H, eps,
-                                                        (float *)x);
+        GCU_LAUNCH(residual_norm_kernel, T, ROW_THREADS, st, h, y, w_post, w_next, H, eps,
+                   (float *)x);
     LAUNCH_RET();
     return 0;
 }
@@ -177,8 +177,8 @@ int gcu_qk_norm_rope(cudaStream_t st, float *qkv, const int32_t *seq_start, int 
                      size_t errlen)
 {
     size_t vecs = (size_t)T * (size_t)(n_heads + n_kv);
-    qk_norm_rope_kernel<<<blocks_for(vecs, QK_WARPS), QK_WARPS * 32, 0, st>>>(
-        qkv, seq_start, prefix_len, T, n_heads, n_kv, hd, q_norm, k_norm, inv_freq, eps);
+    GCU_LAUNCH(qk_norm_rope_kernel, blocks_for(vecs, QK_WARPS), QK_WARPS * 32, st, qkv,
+               seq_start, prefix_len, T, n_heads, n_kv, hd, q_norm, k_norm, inv_freq, eps);
     LAUNCH_RET();
     return 0;
 }
@@ -205,9 +205,9 @@ int gcu_gelu_gate(cudaStream_t st, const float *gu, int T, int inter, void *act,
     if (blocks > 65535u * 8)
         blocks = 65535u * 8; /* grid-stride loop covers the rest */
     if (bf16)
-        gelu_gate_kernel<<<blocks, 256, 0, st>>>(gu, T, inter, (__nv_bfloat16 *)act);
+        GCU_LAUNCH(gelu_gate_kernel, blocks, 256, st, gu, T, inter, (__nv_bfloat16 *)act);
     else
-        gelu_gate_kernel<<<blocks, 256, 0, st>>>(gu, T, inter, (float *)act);
+        GCU_LAUNCH(gelu_gate_kernel, blocks, 256, st, gu, T, inter, (float *)act);
     LAUNCH_RET();
     return 0;
 }
@@ -224,7 +224,7 @@ int gcu_gather_rows(cudaStream_t st, const float *src, const int32_t *idx, int n
 {
     if (n <= 0)
         return 0;
-    gather_rows_kernel<<<n, ROW_THREADS, 0, st>>>(src, idx, H, dst);
+    GCU_LAUNCH(gather_rows_kernel, n, ROW_THREADS, st, src, idx, H, dst);
     LAUNCH_RET();
     return 0;
 }
@@ -243,7 +243,7 @@ int gcu_softcap(cudaStream_t st, float *x, size_t n, float cap, char *err, size_
     unsigned blocks = blocks_for(n, 256);
     if (blocks > 65535u * 8)
         blocks = 65535u * 8;
-    softcap_kernel<<<blocks, 256, 0, st>>>(x, n, cap);
+    GCU_LAUNCH(softcap_kernel, blocks, 256, st, x, n, cap);
     LAUNCH_RET();
     return 0;
 }
@@ -263,7 +263,7 @@ int gcu_to_bf16(cudaStream_t st, const float *src, size_t n, __nv_bfloat16 *dst,
     unsigned blocks = blocks_for(n, 256);
     if (blocks > 65535u * 8)
         blocks = 65535u * 8;
-    to_bf16_kernel<<<blocks, 256, 0, st>>>(src, n, dst);
+    GCU_LAUNCH(to_bf16_kernel, blocks, 256, st, src, n, dst);
     LAUNCH_RET();
     return 0;
 }

@@ -128,12 +128,13 @@ static int upload(gcu_weights *dw, const gc_weights *w, char *err, size_t errlen
     dw->pool_bytes = c.used;
     CU_GOTO(cudaMemGetInfo(&free_b, &total_b));
     {
-        size_t need = dw->pool_bytes + (bf16 ? biggest * 4 : 0) + ((size_t)64 << 20);
-        if (need > free_b) {
+        size_t extra = (bf16 ? biggest * 4 : 0) + ((size_t)64 << 20); /* staging, headroom */
+        if (dw->pool_bytes + extra > free_b) {
             gcu_fail(err, errlen,
-                     "not enough GPU memory on device %d: the model needs %zu MiB, %zu MiB free "
-                     "of %zu MiB",
-                     dw->device, need >> 20, free_b >> 20, total_b >> 20);
+                     "not enough GPU memory on device %d: the model needs %zu MiB (+%zu MiB "
+                     "working space), %zu MiB free of %zu MiB",
+                     dw->device, (dw->pool_bytes + (1 << 20) - 1) >> 20, extra >> 20,
+                     free_b >> 20, total_b >> 20);
             goto fail;
         }
     }
