@@ -27,7 +27,7 @@ cuda-emu: $(CUDA_EMU_PLUGIN)
 $(CUDA_EMU_PLUGIN): $(wildcard src/cuda/*.cu src/cuda/*.h test/cuda_emu/*) src/core/cuda_plugin.h src/core/gemma3.h src/core/model.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O3 -march=native -g -U_FORTIFY_SOURCE -fPIC -shared -fvisibility=hidden -DGCU_EMULATE \
-	  -Wall -Wextra -Werror \
+	  -Wall -Wextra -Werror -Wno-unknown-pragmas \
 	  -Itest/cuda_emu -Isrc/core -Isrc/cuda -x c++ $(sort $(wildcard src/cuda/*.cu)) \
 	  test/cuda_emu/emu.cpp -o $@ -Wl,-z,defs
 # test_cuda_emu runs it (skipped under ASan, which cannot follow the emulator's stack switches)

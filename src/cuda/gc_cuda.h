@@ -29,7 +29,9 @@ extern "C" {
 #define GCU_LAUNCH(kernel, grid, block, st, ...) kernel<<<(grid), (block), 0, (st)>>>(__VA_ARGS__)
 #endif
 
-#define GCU_MAX_HEAD_DIM 512 /* attention keeps head_dim/128 accumulators per thread */
+#define GCU_MAX_HEAD_DIM 512 /* attention keeps head_dim/128 accumulators per thread and head */
+#define GCU_MAX_REP 8        /* query heads per kv head served by one attention block */
+#define GCU_MAX_GROUP_DIM 2048 /* rep * head_dim: the group's queries in shared memory */
 
 /* Formats a message into err; always returns -1 so callers can `return gcu_fail(...)`. */
 int gcu_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

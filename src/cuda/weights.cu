@@ -43,6 +43,12 @@ static int check_config(const gc_config *c, const gc_weights *w, char *err, size
     if (c->head_dim % 2 || c->head_dim > GCU_MAX_HEAD_DIM)
         return gcu_fail(err, errlen, "CUDA: head_dim %d unsupported (even, at most %d)",
                         c->head_dim, GCU_MAX_HEAD_DIM);
+    if (c->n_heads / c->n_kv_heads > GCU_MAX_REP ||
+        c->n_heads / c->n_kv_heads * c->head_dim > GCU_MAX_GROUP_DIM)
+        return gcu_fail(err, errlen,
+                        "CUDA: %d query heads per kv head of dimension %d unsupported (at most "
+                        "%d heads, %d values per group)",
+                        c->n_heads / c->n_kv_heads, c->head_dim, GCU_MAX_REP, GCU_MAX_GROUP_DIM);
     if (!w->embed || !w->final_norm || !w->lm_head)
         return gcu_fail(err, errlen, "CUDA upload: missing embedding, final norm or lm_head");
     for (int i = 0; i < c->n_layers; i++) {
