@@ -5,8 +5,10 @@ model.safetensors in float32, with numpy only (plus safetensors).
 
   gen_random_gemma3.py OUTDIR [--layers N] [--vocab N] [--seed S]
 
-Weights are N(0, 0.02) like transformers' initialiser; norm weights are small random values
-(the model computes x * (1 + w)) so that every tensor matters. Shape of google/gemma-3-270m:
+Matrices are N(0, 1/fan_in) (as bench/gen_random_model.py, so that logits are far from uniform
+and label margins are not razor-thin); norm weights are N(0, 0.1^2) (the model computes
+x * (1 + w)) so that every tensor matters. Unlike gen_random_model.py it can write fewer layers
+(dry runs of scripts/gpu-check.sh on a CPU). Shape of google/gemma-3-270m:
 hidden 640, intermediate 2048, 18 layers (5 sliding : 1 full), 4 heads of 256, 1 kv head,
 vocabulary 262,144, sliding window 512, query_pre_attn_scalar 256, tied embeddings."""
 import argparse
@@ -43,8 +45,10 @@ def main():
     }
     rng = np.random.default_rng(a.seed)
 
-    def normal(*shape, std=0.02):
-        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std))
+    def normal(*shape, std=None):
+        if std is None:
+            std = 1.0 / np.sqrt(shape[-1])
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
     t = {"model.embed_tokens.weight": normal(V, H), "model.norm.weight": normal(H, std=0.1)}
     for i in range(L):

@@ -10,13 +10,11 @@ USE_CUDA ?= 1
 NVCC ?= $(shell command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_ARCHS ?= 80 90
 
-# Forward-pass benchmark (any device; used by scripts/gpu-check.sh): make bench
+# Forward-pass benchmark (any device; used by scripts/gpu-check.sh): make bench. Built by the
+# root Makefile's $(BUILD)/bench/% rule.
 BENCH_BIN := $(BUILD)/bench/bench_forward
 .PHONY: bench
 bench: $(BENCH_BIN)
-$(BENCH_BIN): bench/bench_forward.c $(CORE_LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(GC_CFLAGS) -MMD -MP -o $@ $< $(CORE_LIB) $(GC_LDFLAGS) $(DEP_LIBS)
 -include $(BENCH_BIN).d
 
 # The plugin's sources compiled with g++ against test/cuda_emu, a CPU stand-in for the CUDA
