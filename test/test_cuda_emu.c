@@ -84,6 +84,34 @@ static void all_positions(const char *name, gc_ctx *cpu, gc_ctx *gpu, int vocab,
     free(b);
 }
 
+/* The last token of each sequence over the whole vocabulary (what generation asks for): the
+ * plugin then runs the last layer for those tokens only. */
+static void last_positions(const char *name, gc_ctx *cpu, gc_ctx *gpu, int vocab)
+{
+    int32_t tok[64], last[N_SEQ];
+    int T = 0;
+    for (int i = 0; i < N_SEQ; i++) {
+        T += lens[i];
+        last[i] = T - 1;
+    }
+    make_tokens(vocab, tok, T, 17);
+    float *a = malloc((size_t)N_SEQ * vocab * sizeof *a);
+    float *b = malloc((size_t)N_SEQ * vocab * sizeof *b);
+    gc_batch bc = {.n_seq = N_SEQ, .tokens = tok, .seq_len = lens, .n_out = N_SEQ,
+                   .out_idx = last, .logits = a};
+    gc_batch bg = bc;
+    bg.logits = b;
+    gc_err e = {0};
+    CHECK(gc_forward(cpu, NULL, &bc, &e) == GC_OK, "%s cpu forward: %s", name, e.msg);
+    CHECK(gc_forward(gpu, NULL, &bg, &e) == GC_OK, "%s cuda forward: %s", name, e.msg);
+    int same;
+    double err = rel_err(b, a, N_SEQ, vocab, &same);
+    CHECK(err <= 1e-4 && same, "%s last positions: relative error %.3g", name, err);
+    printf("%s: last positions x vocab, relative error %.3g\n", name, err);
+    free(a);
+    free(b);
+}
+
 /* Sequences continuing a cached prefix; logits of their last tokens for three rows. */
 static void prefix_rows(const char *name, gc_ctx *cpu, gc_ctx *gpu, int vocab)
 {
@@ -182,6 +210,7 @@ int main(void)
         gc_ctx *cpu = ctx(m, GC_DEVICE_CPU), *gpu = ctx(m, GC_DEVICE_CUDA);
         if (cpu && gpu) {
             all_positions(fixtures[f], cpu, gpu, cfg->vocab_size, 1e-4, 1);
+            last_positions(fixtures[f], cpu, gpu, cfg->vocab_size);
             prefix_rows(fixtures[f], cpu, gpu, cfg->vocab_size);
             refusals(fixtures[f], gpu, cfg->vocab_size, cfg->n_layers, cfg->hidden_size);
             /* a second context shares the uploaded weights; freeing it leaves the first intact */

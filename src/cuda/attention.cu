@@ -14,7 +14,8 @@
  * head_dim / 128 output dimensions it owns for every head (V rows read coalesced, once). Scores
  * are q.k * scale in F32 with no soft-capping: transformers' Gemma 3 attention never passes
  * attn_logit_softcapping to its attention function (the fixtures confirm it; so does the CPU
- * path). Query head h uses kv head h / rep. */
+ * path). Query head h uses kv head h / rep. With qrows, only those query tokens are computed
+ * (the last layer of a forward whose outputs are a few positions). */
 #include <math.h>
 
 #include "gc_cuda.h"
@@ -35,7 +36,8 @@ __global__ void attention_kernel(gcu_attn_args a, O *out)
     __shared__ float m_run[GCU_MAX_REP];          /* running max per head */
     __shared__ float tile_scale[GCU_MAX_REP], tile_sum[GCU_MAX_REP];
 
-    const int t = blockIdx.x, g = blockIdx.y;
+    const int row = blockIdx.x, g = blockIdx.y;
+    const int t = a.qrows ? a.qrows[row] : row;
     const int hd = a.hd, rep = a.n_heads / a.n_kv;
     const int qd = a.n_heads * hd, kvd = a.n_kv * hd;
     const size_t ld = (size_t)qd + 2 * (size_t)kvd;
@@ -153,7 +155,7 @@ __global__ void attention_kernel(gcu_attn_args a, O *out)
     for (int r = 0; r < GCU_MAX_REP; r++) {
         if (r >= rep)
             break;
-        O *orow = out + (size_t)t * qd + ((size_t)g * rep + r) * hd;
+        O *orow = out + (size_t)row * qd + ((size_t)g * rep + r) * hd;
         float inv = 1.0f / l[r];
 #pragma unroll
         for (int i = 0; i < ATT_MAXD; i++) {
@@ -166,13 +168,13 @@ __global__ void attention_kernel(gcu_attn_args a, O *out)
 
 int gcu_attention(cudaStream_t st, const gcu_attn_args *a, char *err, size_t errlen)
 {
-    if (a->T == 0)
+    if (a->nq == 0)
         return 0;
     if (a->hd > GCU_MAX_HEAD_DIM || a->n_kv <= 0 || a->n_heads % a->n_kv ||
         a->n_heads / a->n_kv > GCU_MAX_REP || a->n_heads / a->n_kv * a->hd > GCU_MAX_GROUP_DIM)
         return gcu_fail(err, errlen, "attention: unsupported head layout (%d heads, %d kv, dim %d)",
                         a->n_heads, a->n_kv, a->hd);
-    dim3 grid((unsigned)a->T, (unsigned)a->n_kv);
+    dim3 grid((unsigned)a->nq, (unsigned)a->n_kv);
     if (a->bf16)
         GCU_LAUNCH(attention_kernel, grid, ATT_THREADS, st, *a, (__nv_bfloat16 *)a->out);
     else

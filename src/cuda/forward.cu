@@ -111,9 +111,12 @@ static int ensure_scratch(gcu_model *m, int tokens, int outs, int rows, size_t l
 /* Runs every layer over the T tokens whose ids and sequence starts are in m->s.meta, leaving
  * the last layer's output in m->s.h. With a prefix, positions start at its length and
  * attention sees its keys; with kv_out, each layer's keys and values after RoPE are copied
- * there ([layers][2][T][kvd]) to build a prefix. */
-static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out, char *err,
-                      size_t errlen)
+ * there ([layers][2][T][kvd]) to build a prefix. With sel (device indices of n_sel < T output
+ * tokens), the last layer computes attention, projections and MLP for those tokens only (the
+ * others' keys and values are all it needs of them) and leaves their output in m->s.outh
+ * ([n_sel][hidden]) instead. */
+static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
+                      const int32_t *sel, int n_sel, char *err, size_t errlen)
 {
     const gcu_weights *w = m->w;
     const gc_config *k = &w->cfg;
@@ -132,6 +135,7 @@ static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
         return -1;
     for (int i = 0; i < k->n_layers; i++) {
         const gcu_layer *L = &w->layers[i];
+        const int prune = sel && i == k->n_layers - 1;
         if (gemm(m, prec, L->wqkv, s->x, s->qkv, T, ld, H, err, errlen) ||
             gcu_qk_norm_rope(st, s->qkv, seq_start, P, T, k->n_heads, k->n_kv_heads, hd,
                              L->q_norm, L->k_norm, L->inv_freq, eps, err, errlen))
@@ -155,8 +159,26 @@ static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
         a.hd = hd;
         a.window = k->layer_sliding[i] ? k->sliding_window : 0;
         a.scale = scale;
+        a.qrows = prune ? sel : NULL;
+        a.nq = prune ? n_sel : T;
         a.out = s->attn;
         a.bf16 = bf16;
+        if (prune) {
+            /* the selected rows' residual stream continues in outh */
+            float *hs = s->outh;
+            if (gcu_attention(st, &a, err, errlen) ||
+                gcu_gather_rows(st, s->h, sel, n_sel, H, hs, err, errlen) ||
+                gemm(m, prec, L->wo, s->attn, s->tmp, n_sel, H, qd, err, errlen) ||
+                gcu_residual_norm(st, hs, s->tmp, L->post_attn_norm, L->pre_ffn_norm, n_sel, H,
+                                  eps, s->x, bf16, err, errlen) ||
+                gemm(m, prec, L->wgu, s->x, s->gu, n_sel, 2 * I, H, err, errlen) ||
+                gcu_gelu_gate(st, s->gu, n_sel, I, s->act, bf16, err, errlen) ||
+                gemm(m, prec, L->wdown, s->act, s->tmp, n_sel, H, I, err, errlen) ||
+                gcu_residual_norm(st, hs, s->tmp, L->post_ffn_norm, NULL, n_sel, H, eps, s->x,
+                                  bf16, err, errlen))
+                return -1;
+            continue;
+        }
         const float *next = i + 1 < k->n_layers ? w->layers[i + 1].input_norm : NULL;
         if (gcu_attention(st, &a, err, errlen) ||
             gemm(m, prec, L->wo, s->attn, s->tmp, T, H, qd, err, errlen) ||
@@ -260,13 +282,15 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
     CU_RET(cudaSetDevice(m->device));
     if (ensure_scratch(m, T, want ? n_out : 0, want && b->n_rows > 0 ? n_rows : 0, logit_elems,
                        err, errlen) ||
-        put_meta(m, b->tokens, b->seq_len, b->n_seq, T, err, errlen) ||
-        run_layers(m, T, pre, NULL, err, errlen))
+        put_meta(m, b->tokens, b->seq_len, b->n_seq, T, err, errlen))
         goto sync_fail;
-
-    if (want) {
+    if (!want) {
+        if (run_layers(m, T, pre, NULL, NULL, 0, err, errlen))
+            goto sync_fail;
+    } else {
         gcu_scratch *s = &m->s;
         cudaStream_t st = m->stream;
+        cudaError_t ce;
         int32_t *idx = NULL;
         if (b->n_out < 0) {
             /* every position: stage 0..T-1 */
@@ -278,8 +302,8 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
             for (int i = 0; i < T; i++)
                 idx[i] = i;
         }
-        cudaError_t ce = cudaMemcpyAsync(s->out_idx, idx ? idx : b->out_idx, (size_t)n_out * 4,
-                                         cudaMemcpyHostToDevice, st);
+        ce = cudaMemcpyAsync(s->out_idx, idx ? idx : b->out_idx, (size_t)n_out * 4,
+                             cudaMemcpyHostToDevice, st);
         if (ce == cudaSuccess)
             ce = cudaStreamSynchronize(st); /* idx must outlive the copy */
         free(idx);
@@ -287,7 +311,11 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
             gcu_fail(err, errlen, "copying output positions: %s", cudaGetErrorString(ce));
             goto sync_fail;
         }
-        if (gcu_gather_rows(st, s->h, s->out_idx, n_out, H, s->outh, err, errlen) ||
+        /* a few output positions: the last layer runs for them only, leaving them in outh */
+        int prune = n_out < T;
+        if (run_layers(m, T, pre, NULL, prune ? s->out_idx : NULL, prune ? n_out : 0, err,
+                       errlen) ||
+            (!prune && gcu_gather_rows(st, s->h, s->out_idx, n_out, H, s->outh, err, errlen)) ||
             gcu_rmsnorm(st, s->outh, m->w->final_norm, n_out, H, k->rms_norm_eps, s->outh, 0,
                         err, errlen))
             goto sync_fail;
@@ -366,7 +394,8 @@ int gcu_prefix_new(gcu_model *m, const int32_t *ids, int n, gcu_prefix **out, ch
     }
     CU_GOTO(cudaMalloc(&p->kv, bytes));
     if (ensure_scratch(m, n, 0, 0, 0, err, errlen) ||
-        put_meta(m, ids, &one, 1, n, err, errlen) || run_layers(m, n, NULL, p->kv, err, errlen))
+        put_meta(m, ids, &one, 1, n, err, errlen) ||
+        run_layers(m, n, NULL, p->kv, NULL, 0, err, errlen))
         goto fail;
     CU_GOTO(cudaStreamSynchronize(m->stream));
     *out = p;

@@ -159,9 +159,11 @@ typedef struct gcu_attn_args {
     const int32_t *seq_start; /* [T] */
     const float *pk, *pv;     /* prefix keys/values [P][kvd], or NULL when P == 0 */
     int P, T, n_heads, n_kv, hd;
+    const int32_t *qrows; /* query tokens to compute (output row i = token qrows[i]), or NULL */
+    int nq;               /* number of query rows: T, or the length of qrows */
     int window; /* sliding window (keys with qpos - kpos < window), 0 = full causal */
     float scale; /* query_pre_attn_scalar^-0.5 */
-    void *out; /* [T][qd], F32 or BF16 */
+    void *out; /* [nq][qd], F32 or BF16 */
     int bf16;
 } gcu_attn_args;
 int gcu_attention(cudaStream_t st, const gcu_attn_args *a, char *err, size_t errlen);
