@@ -26,8 +26,13 @@ static int try_open(const char *path)
     gc_cuda_plugin_api_fn fn = (gc_cuda_plugin_api_fn)dlsym(h, "gc_cuda_plugin_api");
     const gc_cuda_api *api = fn ? fn() : NULL;
     if (!api || api->abi_version != GC_CUDA_ABI_VERSION) {
-        snprintf(load_error, sizeof load_error, "%s: not a gemmaclf CUDA plugin of ABI %d", path,
-                 GC_CUDA_ABI_VERSION);
+        if (!api)
+            snprintf(load_error, sizeof load_error,
+                     "%s: not a gemmaclf CUDA plugin (no gc_cuda_plugin_api)", path);
+        else
+            snprintf(load_error, sizeof load_error,
+                     "%s: plugin ABI %d, this build needs %d (rebuild the plugin)", path,
+                     api->abi_version, GC_CUDA_ABI_VERSION);
         dlclose(h);
         return 0;
     }
@@ -60,8 +65,9 @@ static void load(void)
     }
     char dir[PATH_MAX], path[PATH_MAX + 64];
     if (own_dir(dir, sizeof dir)) {
-        /* beside the PostgreSQL module, or ../lib and ../build relative to bin/gemmaclf */
-        const char *rel[] = {"", "/../lib", "/../build"};
+        /* beside the PostgreSQL module; ../lib or ../build relative to bin/gemmaclf; ..
+         * relative to $(BUILD)/bin/gemmaclf (e.g. build-asan/bin) */
+        const char *rel[] = {"", "/../lib", "/../build", "/.."};
         for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
             snprintf(path, sizeof path, "%s%s/" PLUGIN_NAME, dir, rel[i]);
             if (try_open(path))

@@ -1,0 +1,94 @@
+/* CPU stand-in for the CUDA runtime, so that the plugin's own code — kernels, launchers, memory
+ * management, cuBLAS calls — can run and be checked against the CPU engine on a machine without a
+ * GPU (scripts/cuda-emu-check.sh). It is a test tool, not a second backend: slow, single-threaded.
+ *
+ * Kernels run block after block; the threads of a block are cooperative fibers (ucontext) that
+ * switch only at __syncthreads (all live threads of the block) and __shfl_xor_sync (all live
+ * lanes of the warp), which is exactly the synchronisation the kernels rely on; a kernel that
+ * waits on a barrier some threads never reach is reported as a deadlock. __shared__ variables
+ * are statics, shared by the fibers of the running block. Device memory is host memory.
+ *
+ * Environment: GCU_EMU_DEVICES (default 1) devices; GCU_EMU_FREE_MB (default 8192) what
+ * cudaMemGetInfo reports free, to exercise the out-of-memory messages. */
+#ifndef GCU_EMU_CUDA_RUNTIME_H
+#define GCU_EMU_CUDA_RUNTIME_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <functional>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct dim3 {
+    unsigned x, y, z;
+    dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+    unsigned x, y, z;
+};
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+
+void __syncthreads(void);
+float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
+
+typedef enum cudaError {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevice = 101,
+    cudaErrorNoDevice = 100
+} cudaError_t;
+typedef struct gcu_emu_stream *cudaStream_t;
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3
+};
+#define cudaStreamNonBlocking 0x01
+
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+    int major, minor;
+};
+
+const char *cudaGetErrorString(cudaError_t e);
+const char *cudaGetErrorName(cudaError_t e);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaPeekAtLastError(void);
+cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev);
+cudaError_t cudaSetDevice(int dev);
+cudaError_t cudaGetDevice(int *dev);
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b);
+cudaError_t cudaMalloc(void **p, size_t n);
+template <typename T> cudaError_t cudaMalloc(T **p, size_t n)
+{
+    return cudaMalloc((void **)p, n);
+}
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k,
+                            cudaStream_t s = 0);
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
+                              size_t width, size_t height, cudaMemcpyKind k, cudaStream_t s = 0);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+
+/* Runs body once per thread of every block (see above). */
+void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body);
+template <typename F> void gcu_emu_launch(dim3 grid, dim3 block, cudaStream_t, F f)
+{
+    gcu_emu_launch_fn(grid, block, std::function<void()>(f));
+}
+
+#endif

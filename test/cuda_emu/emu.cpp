@@ -1,0 +1,428 @@
+/* CPU stand-in for the CUDA runtime and cuBLAS: see cuda_runtime.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <setjmp.h>
+#include <ucontext.h>
+
+#include <vector>
+
+#include "cublas_v2.h"
+#include "cuda_bf16.h"
+#include "cuda_runtime.h"
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+/* ---- fibers ------------------------------------------------------------------------------- */
+
+/* DONE: the thread finished the current block (it resumes with the next one). */
+enum { RUNNABLE, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
+#define STACK_BYTES (256 * 1024)
+
+/* A fiber starts on its own stack through makecontext/swapcontext, once per launch, and runs the
+ * kernel body for every block in turn; every switch is _setjmp/_longjmp, which (unlike
+ * swapcontext) makes no system call. */
+struct fiber {
+    ucontext_t ctx;
+    jmp_buf jb;
+    char *stack;
+    int state, started;
+    float shfl_in, shfl_out;
+    int shfl_mask;
+};
+
+static ucontext_t sched_uctx;
+static jmp_buf sched_jb;
+static std::vector<fiber> fibers;
+static int cur;
+static const std::function<void()> *cur_body;
+static cudaError_t last_error = cudaSuccess;
+
+static void yield_as(int state)
+{
+    fibers[cur].state = state;
+    if (!_setjmp(fibers[cur].jb))
+        _longjmp(sched_jb, 1);
+}
+
+static void fiber_main(void)
+{
+    for (;;) { /* abandoned (never returns) when the launch ends */
+        (*cur_body)();
+        yield_as(DONE);
+    }
+}
+
+static void resume(int i)
+{
+    cur = i;
+    if (_setjmp(sched_jb))
+        return;
+    if (fibers[i].started) {
+        _longjmp(fibers[i].jb, 1);
+    } else {
+        fibers[i].started = 1;
+        swapcontext(&sched_uctx, &fibers[i].ctx);
+    }
+}
+
+void __syncthreads(void) { yield_as(AT_BLOCK_BARRIER); }
+
+float __shfl_xor_sync(unsigned mask, float v, int lane_mask)
+{
+    (void)mask;
+    fibers[cur].shfl_in = v;
+    fibers[cur].shfl_mask = lane_mask;
+    yield_as(AT_WARP_BARRIER);
+    return fibers[cur].shfl_out;
+}
+
+/* Releases barriers whose participants have all arrived (threads that finished the block do
+ * not take part, as on the hardware); 0 when none could be released. */
+static int release(int n)
+{
+    int released = 0, live = 0, at_block = 0;
+    for (int i = 0; i < n; i++) {
+        live += fibers[i].state != DONE;
+        at_block += fibers[i].state == AT_BLOCK_BARRIER;
+    }
+    for (int w = 0; w < n; w += 32) {
+        int end = w + 32 < n ? w + 32 : n, lanes = 0, waiting = 0;
+        for (int i = w; i < end; i++) {
+            lanes += fibers[i].state != DONE;
+            waiting += fibers[i].state == AT_WARP_BARRIER;
+        }
+        if (waiting && waiting == lanes) {
+            for (int i = w; i < end; i++) {
+                if (fibers[i].state != AT_WARP_BARRIER)
+                    continue;
+                int src = w + ((i - w) ^ fibers[i].shfl_mask);
+                if (src >= end || fibers[src].state != AT_WARP_BARRIER) {
+                    fprintf(stderr, "cuda-emu: shuffle from an inactive lane\n");
+                    abort();
+                }
+                fibers[i].shfl_out = fibers[src].shfl_in;
+            }
+            for (int i = w; i < end; i++)
+                if (fibers[i].state == AT_WARP_BARRIER)
+                    fibers[i].state = RUNNABLE;
+            released = 1;
+        }
+    }
+    if (!released && at_block && at_block == live) {
+        for (int i = 0; i < n; i++)
+            if (fibers[i].state == AT_BLOCK_BARRIER)
+                fibers[i].state = RUNNABLE;
+        released = 1;
+    }
+    return released;
+}
+
+void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
+{
+    unsigned n = block.x * block.y * block.z;
+    if (n == 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
+        grid.z > 65535 || block.y != 1 || block.z != 1) {
+        last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    if (fibers.size() < n) {
+        size_t old = fibers.size();
+        fibers.resize(n);
+        for (size_t i = old; i < n; i++)
+            fibers[i].stack = (char *)malloc(STACK_BYTES);
+    }
+    gridDim = grid;
+    blockDim = block;
+    cur_body = &body;
+    for (unsigned i = 0; i < n; i++) {
+        fiber &f = fibers[i];
+        getcontext(&f.ctx);
+        f.ctx.uc_stack.ss_sp = f.stack;
+        f.ctx.uc_stack.ss_size = STACK_BYTES;
+        f.ctx.uc_link = NULL;
+        makecontext(&f.ctx, fiber_main, 0);
+        f.started = 0;
+    }
+    for (unsigned bz = 0; bz < grid.z; bz++)
+        for (unsigned by = 0; by < grid.y; by++)
+            for (unsigned bx = 0; bx < grid.x; bx++) {
+                blockIdx = {bx, by, bz};
+                for (unsigned i = 0; i < n; i++)
+                    fibers[i].state = RUNNABLE;
+                for (;;) {
+                    int ran = 0, done = 0;
+                    for (unsigned i = 0; i < n; i++) {
+                        if (fibers[i].state == RUNNABLE) {
+                            threadIdx = {i, 0, 0};
+                            resume((int)i);
+                            ran = 1;
+                        }
+                        done += fibers[i].state == DONE;
+                    }
+                    if (done == (int)n)
+                        break;
+                    if (!release((int)n) && !ran) {
+                        fprintf(stderr, "cuda-emu: deadlock in block (%u,%u,%u)\n", bx, by, bz);
+                        abort();
+                    }
+                }
+            }
+}
+
+/* ---- runtime -------------------------------------------------------------------------------- */
+
+static int env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : dflt;
+}
+
+static int current_device;
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    }
+    return "unknown error";
+}
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    }
+    return "cudaErrorUnknown";
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return last_error; }
+
+cudaError_t cudaGetDeviceCount(int *n)
+{
+    *n = env_int("GCU_EMU_DEVICES", 1);
+    return *n > 0 ? cudaSuccess : cudaErrorNoDevice;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || dev < 0 || dev >= n)
+        return cudaErrorInvalidDevice;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "cuda-emu");
+    p->totalGlobalMem = (size_t)16 << 30;
+    p->major = 9;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int dev)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || dev < 0 || dev >= n)
+        return cudaErrorInvalidDevice;
+    current_device = dev;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int *dev)
+{
+    *dev = current_device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
+{
+    *free_b = (size_t)env_int("GCU_EMU_FREE_MB", 8192) << 20;
+    *total_b = (size_t)16 << 30;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t n)
+{
+    /* poison fresh memory so that reading what was never written shows up as NaN */
+    *p = aligned_alloc(256, (n + 255) / 256 * 256);
+    if (!*p)
+        return cudaErrorMemoryAllocation;
+    memset(*p, 0xff, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t)
+{
+    if (n && (!dst || !src))
+        return cudaErrorInvalidValue;
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
+                              size_t width, size_t height, cudaMemcpyKind, cudaStream_t)
+{
+    if (width > dpitch || width > spitch)
+        return cudaErrorInvalidValue;
+    for (size_t r = 0; r < height; r++)
+        memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    return cudaSuccess;
+}
+
+struct gcu_emu_stream {
+    int unused;
+};
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned)
+{
+    *s = (cudaStream_t)calloc(1, sizeof(gcu_emu_stream));
+    return *s ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return last_error; }
+
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    free(s);
+    return cudaSuccess;
+}
+
+/* ---- cuBLAS ----------------------------------------------------------------------------- */
+
+struct gcu_emu_blas {
+    cudaStream_t stream;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *h)
+{
+    *h = (cublasHandle_t)calloc(1, sizeof(gcu_emu_blas));
+    return *h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t h)
+{
+    free(h);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s)
+{
+    h->stream = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusString(cublasStatus_t s)
+{
+    return s == CUBLAS_STATUS_SUCCESS ? "success" : "emulated cuBLAS error";
+}
+
+const char *cublasGetStatusName(cublasStatus_t s)
+{
+    switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    }
+    return "CUBLAS_STATUS_UNKNOWN";
+}
+
+/* TF32: 10 explicit mantissa bits, round to nearest */
+static float tf32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x1000u) & ~0x1fffu;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float load(const void *p, cudaDataType t, size_t i)
+{
+    return t == CUDA_R_16BF ? __bfloat162float(((const __nv_bfloat16 *)p)[i])
+                            : ((const float *)p)[i];
+}
+
+/* op(X)[r][c] of a column-major X (ld), converted to float (TF32-rounded when asked) and stored
+ * row-major in out[rows][cols], so that every dot product below is contiguous. */
+static void unpack(const void *X, cudaDataType t, int ld, cublasOperation_t op, int rows,
+                   int cols, int fast_tf32, std::vector<float> &out)
+{
+    out.resize((size_t)rows * cols);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            size_t i = op == CUBLAS_OP_N ? (size_t)c * ld + r : (size_t)r * ld + c;
+            float v = load(X, t, i);
+            out[(size_t)r * cols + c] = fast_tf32 ? tf32(v) : v;
+        }
+}
+
+/* Column-major C[m x n] = alpha op(A) op(B) + beta C with op(A) m x k, op(B) k x n. */
+static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           float alpha, const void *A, cudaDataType at, int lda, const void *B,
+                           cudaDataType bt, int ldb, float beta, float *C, int ldc, int fast_tf32)
+{
+    if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) ||
+        ldb < (tb == CUBLAS_OP_N ? k : n) || ldc < m || lda < 1 || ldb < 1 || ldc < 1)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    std::vector<float> a, bt_; /* a = op(A) [m][k]; bt_ = op(B)^T [n][k] */
+    unpack(A, at, lda, ta, m, k, fast_tf32, a);
+    unpack(B, bt, ldb, tb == CUBLAS_OP_N ? CUBLAS_OP_T : CUBLAS_OP_N, n, k, fast_tf32, bt_);
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            const float *x = &a[(size_t)i * k], *y = &bt_[(size_t)j * k];
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += (double)x[p] * (double)y[p];
+            float *c = C + (size_t)j * ldc + i;
+            *c = (float)(alpha * s + (beta != 0.0f ? beta * *c : 0.0f));
+        }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float *alpha, const float *A, int lda,
+                           const float *B, int ldb, const float *beta, float *C, int ldc)
+{
+    if (!h)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, ldc, 0);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                            int n, int k, const void *alpha, const void *A, cudaDataType at,
+                            int lda, const void *B, cudaDataType bt, int ldb, const void *beta,
+                            void *C, cudaDataType ct, int ldc, cublasComputeType_t compute,
+                            cublasGemmAlgo_t)
+{
+    if (!h)
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    /* the combinations cuBLAS documents for these types */
+    if (ct != CUDA_R_32F || at != bt ||
+        (compute == CUBLAS_COMPUTE_32F_FAST_TF32 && at != CUDA_R_32F) ||
+        (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    return gemm(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
+                *(const float *)beta, (float *)C, ldc, compute == CUBLAS_COMPUTE_32F_FAST_TF32);
+}
