@@ -1,0 +1,144 @@
+/* safetensors reader: a valid file reads back exactly; every kind of malformed file is
+ * rejected with a message naming the file (and the tensor where there is one). */
+#include "gc_test.h"
+#include "gc_test_ref.h"
+
+static char dir[PATH_MAX];
+
+static const char *tmp(const char *name)
+{
+    static char buf[4][PATH_MAX + 64];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+/* A header whose length field says hlen, data of n bytes after it. */
+static void expect_bad(const char *what, uint64_t hlen, const char *hdr, size_t n_data,
+                       const char *must_name)
+{
+    static unsigned char data[256];
+    const char *p = tmp("bad.safetensors");
+    CHECK(gct_write_raw(p, hlen, hdr, strlen(hdr), data, n_data), "write %s", what);
+    gc_st_file *f = NULL;
+    gc_err e = {0};
+    gc_status st = gc_st_open(p, &f, &e);
+    CHECK(st != GC_OK && f == NULL, "%s accepted", what);
+    CHECK(strstr(e.msg, p) != NULL, "%s: message lacks the file name: %s", what, e.msg);
+    if (must_name)
+        CHECK(strstr(e.msg, must_name) != NULL, "%s: message lacks '%s': %s", what, must_name,
+              e.msg);
+    gc_st_close(f);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/gctest-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+
+    /* a valid file */
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    int64_t ids[3] = {7, -8, 1LL << 40};
+    uint16_t bf[2] = {0x3f80, 0xc000}; /* 1.0, -2.0 */
+    gct_wt ok[] = {
+        {"a", "F32", 2, {2, 3}, a, sizeof a},
+        {"ids", "I64", 1, {3}, ids, sizeof ids},
+        {"h", "BF16", 1, {2}, bf, sizeof bf},
+        {"empty", "F32", 2, {0, 4}, a, 0},
+    };
+    const char *good = tmp("good.safetensors");
+    CHECK(gct_write_st(good, ok, 4), "write good");
+    gc_st_file *f = NULL;
+    gc_err e = {0};
+    CHECK(gc_st_open(good, &f, &e) == GC_OK, "open good: %s", e.msg);
+    if (f) {
+        CHECK(f->n == 4, "n = %d", f->n);
+        const gc_st_tensor *t = gc_st_find(f, "a");
+        CHECK(t && t->dtype == GC_ST_F32 && t->ndim == 2 && t->shape[1] == 3 && t->numel == 6 &&
+                  !memcmp(t->data, a, sizeof a),
+              "tensor a");
+        int n = 0;
+        int32_t *v = gct_ids(f, "ids", &n);
+        CHECK(v && n == 3 && v[0] == 7 && v[1] == -8, "I64 ids");
+        free(v);
+        t = gc_st_find(f, "h");
+        CHECK(t && t->dtype == GC_ST_BF16 && t->nbytes == 4, "bf16");
+        CHECK(gc_st_find(f, "missing") == NULL, "missing tensor found");
+        char *fmt = gc_st_metadata_get(f, "format");
+        CHECK(fmt && !strcmp(fmt, "pt"), "metadata");
+        free(fmt);
+        gc_st_close(f);
+    }
+    /* the reference files themselves */
+    CHECK(gc_st_open(gct_shared("reference/hf-tiny/tiny_untied_tok4k/reference_logits.safetensors"),
+                     &f, &e) == GC_OK,
+          "reference file: %s", e.msg);
+    if (f) {
+        char *texts = gc_st_metadata_get(f, "texts");
+        CHECK(texts && texts[0] == '[', "texts metadata");
+        free(texts);
+        gc_st_close(f);
+    }
+
+    /* malformed files */
+    const char *tens = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    expect_bad("header length larger than file", 1000, tens, 8, "header length");
+    expect_bad("huge header length", 1ULL << 62, tens, 8, "header length");
+    expect_bad("invalid JSON", strlen("{\"x\":{\"dtype\""), "{\"x\":{\"dtype\"", 0, "JSON");
+    expect_bad("header not an object", 5, "[1,2]", 0, NULL);
+    expect_bad("offsets outside the file", strlen(tens), tens, 4, "'x'");
+    expect_bad("wrong dtype string", 62,
+               "{\"x\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}    ", 8, "F33");
+    expect_bad("shape/span mismatch", 62,
+               "{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}    ", 16, "'x'");
+    const char *ovl = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                      "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    expect_bad("overlapping tensors", strlen(ovl), ovl, 16, "overlap");
+    const char *neg = "{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}";
+    expect_bad("negative shape", strlen(neg), neg, 8, "'x'");
+    const char *rev = "{\"x\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}";
+    expect_bad("reversed offsets", strlen(rev), rev, 8, "'x'");
+    const char *big = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
+                      "\"data_offsets\":[0,8]}}";
+    expect_bad("shape overflow", strlen(big), big, 8, "'x'");
+    const char *meta = "{\"__metadata__\":3}";
+    expect_bad("metadata not an object", strlen(meta), meta, 0, "__metadata__");
+    /* truncated: fewer than 8 bytes, and a good file cut inside its data */
+    const char *p = tmp("short.safetensors");
+    CHECK(gct_write_text(p, "abc"), "write short");
+    CHECK(gc_st_open(p, &f, &e) != GC_OK && strstr(e.msg, "truncated"), "short file: %s", e.msg);
+    CHECK(truncate(good, 100) == 0, "truncate");
+    CHECK(gc_st_open(good, &f, &e) != GC_OK, "truncated data accepted");
+    CHECK(gc_st_open(tmp("nonexistent"), &f, &e) == GC_EIO, "missing file: %s", e.msg);
+
+    /* sharded: index naming two files */
+    gct_wt s1[] = {{"a", "F32", 2, {2, 3}, a, sizeof a}};
+    gct_wt s2[] = {{"ids", "I64", 1, {3}, ids, sizeof ids}};
+    CHECK(gct_write_st(tmp("model-00001-of-00002.safetensors"), s1, 1), "shard 1");
+    CHECK(gct_write_st(tmp("model-00002-of-00002.safetensors"), s2, 1), "shard 2");
+    CHECK(gct_write_text(tmp("model.safetensors.index.json"),
+                         "{\"metadata\":{},\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\","
+                         "\"ids\":\"model-00002-of-00002.safetensors\"}}"),
+          "index");
+    gc_st_set *set = NULL;
+    CHECK(gc_st_set_open(dir, &set, &e) == GC_OK, "sharded: %s", e.msg);
+    if (set) {
+        const gc_st_file *in = NULL;
+        CHECK(set->n_files == 2, "two shards");
+        CHECK(gc_st_set_find(set, "ids", &in) && strstr(in->path, "00002"), "ids in shard 2");
+        CHECK(gc_st_set_find(set, "a", &in) && strstr(in->path, "00001"), "a in shard 1");
+        gc_st_set_close(set);
+    }
+    CHECK(gct_write_text(tmp("model.safetensors.index.json"),
+                         "{\"weight_map\":{\"zz\":\"model-00001-of-00002.safetensors\"}}"),
+          "index 2");
+    CHECK(gc_st_set_open(dir, &set, &e) == GC_EFORMAT && strstr(e.msg, "zz"),
+          "index naming a missing tensor: %s", e.msg);
+    CHECK(gct_write_text(tmp("model.safetensors.index.json"), "{\"weight_map\":{\"a\":\"../x\"}}"),
+          "index 3");
+    CHECK(gc_st_set_open(dir, &set, &e) == GC_EFORMAT, "index escaping the dir: %s", e.msg);
+
+    gct_rmdir(dir);
+    return gct_finish("test_safetensors");
+}
