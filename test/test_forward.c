@@ -2,7 +2,9 @@
  * layouts: logits and hidden states within 1e-4 of the largest reference value, same argmax,
  * greedy generation; batched == one at a time; prefix cache + rest == full run; restricted
  * vocabulary rows == the matching columns of the full logits. */
+#include <cJSON.h>
 #include <math.h>
+#include <sys/wait.h>
 
 #include "gc_test.h"
 #include "gc_test_ref.h"
@@ -181,6 +183,59 @@ static void check_generate(gc_ctx *ctx, const gc_config *cfg, const gc_st_file *
     free(out);
 }
 
+
+/* bin/gemmaclf logits on one fixture sequence: same numbers as the reference; bad ids exit 1. */
+static void check_cli(const char *dir, const seq *q, int V, const char *tag)
+{
+    const char *bin = getenv("GC_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("%s: CLI check skipped: GC_BIN not set or not executable\n", tag);
+        return;
+    }
+    char in[PATH_MAX + 64], cmd[3 * PATH_MAX];
+    snprintf(in, sizeof in, "%s/in.jsonl", dir);
+    FILE *f = fopen(in, "w");
+    fputc('[', f);
+    for (int i = 0; i < q->n; i++)
+        fprintf(f, i ? ",%d" : "%d", q->ids[i]);
+    fputs("]\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' logits '%s' --threads 2 < '%s'", bin, dir, in);
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    for (size_t r; (r = fread(buf + n, 1, cap - n - 1, p)) > 0;)
+        if ((n += r) + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    buf[n] = 0;
+    int rc = pclose(p);
+    CHECK(rc == 0, "%s: CLI exit status %d", tag, rc);
+    cJSON *j = cJSON_Parse(buf);
+    int ok = cJSON_IsArray(j) && cJSON_GetArraySize(j) == q->n;
+    float *lg = calloc((size_t)q->n * V, sizeof(float));
+    int t = 0;
+    for (const cJSON *row = ok ? j->child : NULL; row && ok; row = row->next, t++) {
+        ok = cJSON_GetArraySize(row) == V;
+        int v = 0;
+        for (const cJSON *x = row->child; x && ok; x = x->next, v++)
+            lg[(size_t)t * V + v] = (float)x->valuedouble;
+    }
+    CHECK(ok, "%s: CLI output shape", tag);
+    if (ok) {
+        double err = gct_rel_err(lg, q->logits, (size_t)q->n * V);
+        CHECK(err <= TOL, "%s: CLI logits rel err %.3g", tag, err);
+    }
+    cJSON_Delete(j);
+    free(lg);
+    free(buf);
+    f = fopen(in, "w");
+    fprintf(f, "[1, 2]\n[%d]\n", V);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' logits '%s' < '%s' > /dev/null 2>&1", bin, dir, in);
+    rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "%s: CLI accepted an out-of-range id", tag);
+}
+
 static int canceled(void *arg)
 {
     return ++*(int *)arg > 2;
@@ -237,6 +292,7 @@ static void run_fixture(const char *fx, const char *config, int use_cache)
     }
     check_rows(ctx, cfg, &s[ns - 1], tag);
     check_generate(ctx, cfg, ref, tag);
+    check_cli(dir, &s[ns - 1], cfg->vocab_size, tag);
 
     /* the interrupt callback stops a forward between layers */
     int calls = 0;

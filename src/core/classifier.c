@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "utf8.h"
+#include "utf8_repair.h"
 
 /* A forward pass gets at most this many tokens (one longer text still runs alone), and in
  * full-sequence scoring at most this many vocabulary-wide logit floats. */
@@ -254,7 +254,7 @@ gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids 
 {
     const gc_classifier *c = s->c;
     char *fixed = NULL;
-    if (!gc_utf8_valid(text, len)) {
+    if (!gc_utf8_clean(text, len)) {
         if (!(fixed = gc_utf8_repair(text, len, &len)))
             return gc_fail(e, GC_ENOMEM, "out of memory repairing a %zu-byte text", len);
         text = fixed;

@@ -33,6 +33,10 @@ int32_t gc_tokenizer_token_id(const gc_tokenizer *t, const char *token); /* -1 i
 const char *gc_tokenizer_token(const gc_tokenizer *t, int32_t id);       /* NULL if absent */
 int32_t gc_tokenizer_bos_id(const gc_tokenizer *t); /* from tokenizer_config / added tokens */
 int32_t gc_tokenizer_eos_id(const gc_tokenizer *t);
+/* 1 if tokenizer_config.json holds a chat_template. */
+int gc_tokenizer_has_chat_template(const gc_tokenizer *t);
+/* 1 if id is an added token with special: true (skipped by decode's skip_special). */
+int gc_tokenizer_is_special(const gc_tokenizer *t, int32_t id);
 
 /* The Gemma 3 chat template for one user turn plus the generation prompt:
  *   <bos><start_of_turn>user\n + prefix + strip(comment) + <end_of_turn>\n<start_of_turn>model\n

@@ -1,88 +1,69 @@
-#include "utf8.h"
+/* UTF-8 validation and decoding, and the two whitespace classes the pipeline needs:
+ * Unicode White_Space (Rust's char::is_whitespace / regex \s, used by added-token
+ * lstrip/rstrip and the Strip normalizer) and Python's str.isspace (the chat template's
+ * `| trim`, i.e. str.strip()). */
+#include "tokenizer_internal.h"
 
-#include <stdlib.h>
-#include <string.h>
-
-size_t gc_utf8_seq_len(const unsigned char *s, size_t avail)
+int gc_utf8_valid(const char *str, size_t n)
 {
-    unsigned c = s[0];
-    if (c >= 0x01 && c < 0x80)
-        return 1;
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* no overlong */
-        if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (avail < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp, min;
+        if (c >= 0xC2 && c <= 0xDF) {
+            k = 1, cp = c & 0x1F, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2, cp = c & 0x0F, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3, cp = c & 0x07, min = 0x10000;
+        } else {
             return 0;
-    return n;
-}
-
-int gc_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t k = gc_utf8_seq_len(p + i, len - i);
-        if (!k)
+        }
+        if (n - i <= k)
             return 0;
-        i += k;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += k + 1;
     }
     return 1;
 }
 
-char *gc_utf8_repair(const char *s, size_t len, size_t *out_len)
+uint32_t gc_utf8_decode(const char *str, size_t n, size_t *len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    if (len > ((size_t)-1 - 1) / 3)
-        return NULL;
-    char *out = malloc(len * 3 + 1); /* worst case: every byte becomes 3 bytes */
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t k = gc_utf8_seq_len(p + i, len - i);
-        if (k) {
-            memcpy(out + o, p + i, k);
-            o += k;
-            i += k;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
+    const unsigned char *s = (const unsigned char *)str;
+    size_t k = gc_utf8_len(s[0]);
+    if (k > n)
+        k = n;
+    *len = k;
+    switch (k) {
+    case 1: return s[0];
+    case 2: return (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    case 3: return (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    default:
+        return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 |
+               (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
     }
-    out[o] = '\0';
-    if (out_len)
-        *out_len = o;
-    return out;
 }
 
-size_t gc_utf8_cut(const char *s, size_t len)
+static int space_common(uint32_t c)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = len;
-    /* Step back over continuation bytes to the start of the last sequence. */
-    while (n > 0 && (p[n - 1] & 0xC0) == 0x80 && len - n < 3)
-        n--;
-    if (n == 0)
-        return len;
-    unsigned c = p[n - 1];
-    size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return (len - (n - 1) >= need) ? len : n - 1;
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x3000;
 }
+
+int gc_unicode_is_white_space(uint32_t c) { return space_common(c); }
+
+/* Python adds the information separators U+001C..U+001F (bidi class B/S). */
+int gc_python_is_space(uint32_t c) { return space_common(c) || (c >= 0x1C && c <= 0x1F); }

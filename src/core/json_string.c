@@ -1,0 +1,131 @@
+/* JSON string literals read and written byte-exactly (see gc_json.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gc_json.h"
+#include "tokenizer_internal.h"
+
+static int hex4(const char *s, uint32_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return 0;
+        *v = *v << 4 | (uint32_t)d;
+    }
+    return 1;
+}
+
+static size_t put_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+gc_status gc_json_parse_string(const char *s, size_t n, size_t *consumed, char **out,
+                               size_t *out_len, gc_err *e)
+{
+    *out = NULL;
+    if (!n || s[0] != '"')
+        return gc_fail(e, GC_EINVAL, "JSON: expected a string");
+    char *o = malloc(n + 1); /* decoding never grows the text */
+    if (!o)
+        return gc_fail(e, GC_ENOMEM, "JSON: out of memory");
+    size_t k = 0, i = 1;
+    while (i < n && s[i] != '"') {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20)
+            goto bad;
+        if (c != '\\') {
+            o[k++] = (char)c;
+            i++;
+            continue;
+        }
+        if (i + 1 >= n)
+            goto bad;
+        char x = s[i + 1];
+        const char *simple = strchr("\"\\/bfnrt", x);
+        if (x && simple) {
+            static const char map[] = "\"\\/\b\f\n\r\t";
+            o[k++] = map[simple - "\"\\/bfnrt"];
+            i += 2;
+            continue;
+        }
+        uint32_t cp, lo;
+        if (x != 'u' || n - i < 6 || !hex4(s + i + 2, &cp))
+            goto bad;
+        i += 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            goto bad;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (n - i < 6 || s[i] != '\\' || s[i + 1] != 'u' || !hex4(s + i + 2, &lo) ||
+                lo < 0xDC00 || lo > 0xDFFF)
+                goto bad;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+        }
+        k += put_utf8(o + k, cp);
+    }
+    if (i >= n)
+        goto bad;
+    o[k] = 0;
+    *out = o;
+    *out_len = k;
+    *consumed = i + 1;
+    return GC_OK;
+bad:
+    free(o);
+    return gc_fail(e, GC_EINVAL, "JSON: malformed string literal");
+}
+
+gc_status gc_json_quote(const char *s, size_t n, char **out, size_t *out_len, gc_err *e)
+{
+    gc_buf b = {0};
+    gc_status st = gc_buf_put(&b, "\"", 1, e);
+    for (size_t i = 0; i < n && st == GC_OK; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            st = gc_buf_put(&b, esc, 2, e);
+        } else if (c < 0x20 || c == 0x7F) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            st = gc_buf_put(&b, esc, 6, e);
+        } else {
+            st = gc_buf_put(&b, s + i, 1, e);
+        }
+    }
+    if (st == GC_OK)
+        st = gc_buf_put(&b, "\"", 1, e);
+    if (st != GC_OK) {
+        gc_buf_free(&b);
+        return st;
+    }
+    *out = b.p;
+    *out_len = b.n;
+    return GC_OK;
+}

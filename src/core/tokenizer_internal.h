@@ -1,0 +1,219 @@
+/* Internal pieces of the tokenizer shared by its stage files (not part of the public API).
+ * Each stage follows the Hugging Face tokenizers stage of the same name:
+ *   utf8.c          UTF-8 validation/decoding, the whitespace classes the stages need
+ *   tok_hash.c      open-addressing hash maps (string -> index, u64 -> u64)
+ *   added_tokens.c  added-token trie and leftmost-longest matching (AddedVocabulary)
+ *   normalizer.c    Replace / Prepend / Strip / Sequence
+ *   pretokenizer.c  Split (string pattern) / Metaspace / Sequence
+ *   bpe.c           BPE model: merges by rank, byte fallback, unk fusing
+ *   decoder.c       Replace / ByteFallback / Fuse / Strip / Metaspace / Sequence
+ *   tokenizer.c     loading tokenizer.json + tokenizer_config.json, the encode pipeline */
+#ifndef GC_TOKENIZER_INTERNAL_H
+#define GC_TOKENIZER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "gc_error.h"
+#include "gc_ids.h"
+
+/* ---- growable byte buffer ------------------------------------------------------------- */
+typedef struct gc_buf {
+    char *p;
+    size_t n, cap;
+} gc_buf;
+
+gc_status gc_buf_reserve(gc_buf *b, size_t need, gc_err *e);
+gc_status gc_buf_put(gc_buf *b, const char *s, size_t n, gc_err *e);
+void gc_buf_free(gc_buf *b);
+
+/* ---- utf8.c ----------------------------------------------------------------------------- */
+/* 1 if s[0..n) is valid UTF-8 as Rust's str accepts it (no overlongs, no surrogates, <= U+10FFFF). */
+int gc_utf8_valid(const char *s, size_t n);
+/* Length in bytes of the (valid) UTF-8 character starting with lead byte c. */
+static inline size_t gc_utf8_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+/* Decodes the valid UTF-8 character at s (n bytes left); *len gets its length. */
+uint32_t gc_utf8_decode(const char *s, size_t n, size_t *len);
+/* Unicode White_Space (Rust char::is_whitespace, regex \s). */
+int gc_unicode_is_white_space(uint32_t cp);
+/* Python str.isspace() (what str.strip() removes). */
+int gc_python_is_space(uint32_t cp);
+
+/* ---- tok_hash.c ------------------------------------------------------------------------- */
+uint64_t gc_hash_bytes(const char *s, size_t n);
+
+/* String -> int32 index; the strings live elsewhere (strs/lens indexed by the stored value). */
+typedef struct gc_strmap {
+    uint32_t *tags;  /* high hash bits, 0 = empty slot */
+    int32_t *vals;
+    size_t mask, n;
+    const char *const *strs;
+    const uint32_t *lens;
+} gc_strmap;
+
+gc_status gc_strmap_init(gc_strmap *m, size_t expected, const char *const *strs,
+                         const uint32_t *lens, gc_err *e);
+/* Inserts index v (its string is strs[v]); an existing equal key keeps its index unless
+ * replace is set. The table must have been sized for all insertions. */
+void gc_strmap_put(gc_strmap *m, int32_t v, int replace);
+int32_t gc_strmap_get(const gc_strmap *m, const char *s, size_t n); /* -1 if absent */
+void gc_strmap_free(gc_strmap *m);
+
+/* uint64 -> uint64, key UINT64_MAX reserved. Fixed capacity chosen at init. */
+typedef struct gc_u64map {
+    uint64_t *keys, *vals;
+    size_t mask, n;
+} gc_u64map;
+
+gc_status gc_u64map_init(gc_u64map *m, size_t expected, gc_err *e);
+void gc_u64map_put(gc_u64map *m, uint64_t k, uint64_t v); /* capacity must allow it */
+static inline uint64_t gc_u64_mix(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return k;
+}
+static inline int gc_u64map_get(const gc_u64map *m, uint64_t k, uint64_t *v)
+{
+    size_t i = gc_u64_mix(k) & m->mask;
+    for (;;) {
+        uint64_t kk = m->keys[i];
+        if (kk == k) {
+            *v = m->vals[i];
+            return 1;
+        }
+        if (kk == UINT64_MAX)
+            return 0;
+        i = (i + 1) & m->mask;
+    }
+}
+void gc_u64map_free(gc_u64map *m);
+
+/* ---- added_tokens.c --------------------------------------------------------------------- */
+typedef struct gc_added_token {
+    char *content;   /* owned */
+    uint32_t len;
+    char *pattern;   /* what is matched: content, or its normalized form (owned if != content) */
+    uint32_t pattern_len;
+    int32_t id;
+    uint8_t special, normalized, lstrip, rstrip, single_word;
+} gc_added_token;
+
+/* A byte trie over a set of added tokens (one for the raw text, one for normalized text). */
+typedef struct gc_added_trie {
+    gc_u64map edges;      /* (node << 8 | byte) -> child node */
+    int32_t *value;       /* per node: index into the added-token array, or -1 */
+    size_t n_nodes;
+    uint8_t first[256];   /* bytes that start some token */
+    int empty;
+} gc_added_trie;
+
+/* Which special tokens a match may produce. */
+typedef struct gc_special_policy {
+    int none;                 /* no special token is recognised (encode_special_tokens) */
+    const size_t *allowed_at; /* else if non-NULL: only special matches starting at these */
+    size_t n_allowed;         /*   byte offsets (sorted) are recognised */
+} gc_special_policy;
+
+/* One piece of split text: an added token (id >= 0) or plain text (id < 0). */
+typedef struct gc_split {
+    size_t start, end;
+    int32_t id;
+} gc_split;
+
+/* Trie over tok[i].pattern for the tokens whose `normalized` flag equals `normalized`. */
+gc_status gc_added_trie_build(gc_added_trie *t, const gc_added_token *tok, size_t n,
+                              int normalized, gc_err *e);
+void gc_added_trie_free(gc_added_trie *t);
+/* find_matches of tokenizers' AddedVocabulary: leftmost-longest, lstrip/rstrip applied.
+ * Appends splits covering s[0..n) (empty text pieces are not emitted). */
+gc_status gc_added_find(const gc_added_trie *t, const gc_added_token *tok, const char *s,
+                        size_t n, const gc_special_policy *pol, gc_split **out, size_t *n_out,
+                        size_t *cap_out, gc_err *e);
+
+/* ---- normalizer.c ----------------------------------------------------------------------- */
+typedef struct gc_normalizer gc_normalizer;
+gc_status gc_normalizer_parse(const cJSON *j, gc_normalizer **out, gc_err *e);
+void gc_normalizer_free(gc_normalizer *n);
+/* Normalizes s[0..n) into out (cleared first). */
+gc_status gc_normalizer_apply(const gc_normalizer *nz, const char *s, size_t n, gc_buf *out,
+                              gc_buf *tmp, gc_err *e);
+
+/* ---- pretokenizer.c --------------------------------------------------------------------- */
+typedef struct gc_pieces {
+    gc_buf text;
+    size_t *start, *len;
+    uint8_t *at_origin; /* piece begins at offset 0 of the original input (Metaspace "first") */
+    size_t n, cap;
+} gc_pieces;
+
+gc_status gc_pieces_add(gc_pieces *p, const char *s, size_t n, int at_origin, gc_err *e);
+void gc_pieces_clear(gc_pieces *p);
+void gc_pieces_free(gc_pieces *p);
+
+typedef struct gc_pretokenizer gc_pretokenizer;
+gc_status gc_pretokenizer_parse(const cJSON *j, gc_pretokenizer **out, gc_err *e);
+void gc_pretokenizer_free(gc_pretokenizer *p);
+/* Splits `in` (one piece) into pieces; uses tmp as scratch. */
+gc_status gc_pretokenizer_apply(const gc_pretokenizer *pt, gc_pieces *io, gc_pieces *tmp,
+                                gc_err *e);
+
+/* ---- bpe.c ------------------------------------------------------------------------------ */
+typedef struct gc_bpe {
+    size_t n_vocab;          /* entries in the model vocab */
+    int32_t max_id;          /* largest model id */
+    char *arena;             /* token strings, NUL-terminated, owned */
+    const char **tok;        /* [max_id+1], NULL where no model token */
+    uint32_t *tok_len;
+    gc_strmap vocab;
+    gc_u64map merges;        /* (a << 32 | b) -> (rank << 32 | new_id) */
+    int32_t byte_id[256];    /* <0xXX> ids, -1 if absent */
+    int32_t ascii_id[128];   /* single ASCII characters, -1 if absent (fast path) */
+    int32_t unk_id;          /* -1 if no unk_token, -2 if it is not in the vocab */
+    int byte_fallback, fuse_unk, ignore_merges;
+} gc_bpe;
+
+typedef struct gc_bpe_scratch {
+    int32_t *sym_id, *prev, *next;
+    uint32_t *len;
+    size_t sym_cap;
+    uint64_t *heap_key; /* rank << 32 | pos */
+    int32_t *heap_new;
+    size_t heap_n, heap_cap;
+} gc_bpe_scratch;
+
+gc_status gc_bpe_parse(const cJSON *model, gc_bpe *b, gc_err *e);
+void gc_bpe_free(gc_bpe *b);
+gc_status gc_bpe_encode(const gc_bpe *b, const char *s, size_t n, gc_bpe_scratch *sc,
+                        gc_ids *out, gc_err *e);
+void gc_bpe_scratch_free(gc_bpe_scratch *sc);
+
+/* ---- decoder.c -------------------------------------------------------------------------- */
+typedef struct gc_decoder gc_decoder;
+/* A list of strings: token i is text.p[start[i] .. start[i]+len[i]). */
+typedef struct gc_strlist {
+    gc_buf text;
+    size_t *start, *len;
+    size_t n, cap;
+} gc_strlist;
+
+gc_status gc_strlist_add(gc_strlist *l, const char *s, size_t n, gc_err *e);
+void gc_strlist_free(gc_strlist *l);
+
+gc_status gc_decoder_parse(const cJSON *j, gc_decoder **out, gc_err *e);
+void gc_decoder_free(gc_decoder *d);
+/* Runs the decoder chain over the tokens; the result is the concatenation of *io. */
+gc_status gc_decoder_apply(const gc_decoder *d, gc_strlist *io, gc_err *e);
+
+/* ---- JSON helpers (tokenizer.c) --------------------------------------------------------- */
+/* "pattern": {"String": "..."} -> the string; {"Regex": ...} -> GC_EUNSUPPORTED naming `what`. */
+gc_status gc_json_string_pattern(const cJSON *obj, const char *what, const char **out,
+                                 gc_err *e);
+
+#endif
