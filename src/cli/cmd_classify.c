@@ -1,17 +1,26 @@
 /* gemmaclf classify: JSON lines in, {"label": ..., "scores": {...}} lines out. */
 #include <cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli_common.h"
 #include "commands.h"
 
+/* Probabilities with 6 significant digits: the float's noise digits say nothing. */
+static double six_digits(float x)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", (double)x);
+    return strtod(buf, NULL);
+}
+
 static void print_result(const gc_classifier *c, const float *p, int label)
 {
     cJSON *o = cJSON_CreateObject(), *sc = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "label", gc_classifier_label(c, label));
     for (int l = 0; l < gc_classifier_n_labels(c); l++)
-        cJSON_AddNumberToObject(sc, gc_classifier_label(c, l), p[l]);
+        cJSON_AddNumberToObject(sc, gc_classifier_label(c, l), six_digits(p[l]));
     cJSON_AddItemToObject(o, "scores", sc);
     char *s = cJSON_PrintUnformatted(o);
     if (s)

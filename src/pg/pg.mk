@@ -25,3 +25,9 @@ install-gemmaclf-models:
 	  done; \
 	done
 	@if [ -f models/DEFAULT ]; then $(INSTALL_DATA) models/DEFAULT '$(DESTDIR)$(datadir)/extension/gemmaclf_models/'; fi
+
+# The root Makefile says plain `make` builds everything; its first rule is `core`, so say it.
+.DEFAULT_GOAL := all
+
+# No JIT bitcode: the core objects are built by our own rules (PGXS would want a .bc for each).
+override with_llvm = no
