@@ -25,6 +25,9 @@ SET gemmaclf.model_path = :'ref';
 SELECT classify_hate('Randi saali mc') AS plain,
        classify_hate(E'bad \xff\xfe bytes \xc3') IN ('Not Hate', 'Hate', 'Extreme Hate') AS invalid_utf8_ok,
        classify_hate(E'\xe0\xa4\xb9\xe0\xa4\xbf') IN ('Not Hate', 'Hate', 'Extreme Hate') AS valid_utf8_ok;
+-- each invalid byte reads as U+FFFD
+SELECT classify_hate_scores(E'Sali \xff\xfe \xc3') =
+       classify_hate_scores(E'Sali \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd') AS replaced;
 CREATE TABLE t (body text, label text);
 CREATE TRIGGER f BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION gemmaclf_flag_hate('body', 'label');
 INSERT INTO t VALUES (E'\x80\x81'), ('Sali');

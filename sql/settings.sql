@@ -7,6 +7,9 @@ CREATE EXTENSION IF NOT EXISTS gemmaclf;
 RESET client_min_messages;
 SET gemmaclf.model_path = :'ref';
 
+-- the settings exist once the module is loaded (any gemmaclf function call loads it; so does
+-- shared_preload_libraries or session_preload_libraries)
+LOAD 'gemmaclf';
 -- settings and their defaults
 RESET gemmaclf.model_path;
 SELECT name, setting, context, vartype FROM pg_settings WHERE name LIKE 'gemmaclf.%' ORDER BY 1;
@@ -17,7 +20,6 @@ SET gemmaclf.not_a_setting = 1;
 
 -- only a superuser may point the server at model files
 CREATE ROLE gemmaclf_regress_user;
-GRANT USAGE ON SCHEMA public TO gemmaclf_regress_user;
 SET ROLE gemmaclf_regress_user;
 SET gemmaclf.model_path = '/etc';
 SELECT set_config('gemmaclf.model_path', '/tmp', false);

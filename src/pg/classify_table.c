@@ -41,7 +41,7 @@ static const char *checked_column(Oid relid, const char *name, const char *role,
 
     if (att == InvalidAttrNumber || att <= 0)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                        errmsg("column \"%s\" (the %s column) does not exist in relation \"%s\"",
+                        errmsg("gemmaclf_classify_table: column \"%s\" (the %s column) does not exist in relation \"%s\"",
                                name, role, get_rel_name(relid))));
     typ = getBaseType(get_atttype(relid, att));
     ok = kind == 's' ? gcpg_is_text_type(typ)
@@ -49,7 +49,7 @@ static const char *checked_column(Oid relid, const char *name, const char *role,
                        : typ == JSONBOID;
     if (!ok)
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                        errmsg("column \"%s\" (the %s column) has type %s", name, role,
+                        errmsg("gemmaclf_classify_table: column \"%s\" (the %s column) has type %s", name, role,
                                format_type_be(get_atttype(relid, att))),
                         errhint(kind == 's'   ? "The text column must be text, varchar or char."
                                 : kind == 'l' ? "The label column must be text or varchar."
