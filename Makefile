@@ -106,3 +106,8 @@ endif
 ifeq ($(SANITIZE),1)
 .DEFAULT_GOAL := unittest
 endif
+
+# Benchmarks (bench/*.c), linked like the tests: make build/bench/bench_prefill
+$(BUILD)/bench/%: bench/%.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(GC_CFLAGS) -MMD -MP -o $@ $< $(CORE_LIB) $(GC_LDFLAGS) $(DEP_LIBS)

@@ -8,6 +8,7 @@
 
 #include "gc_test.h"
 #include "gc_test_ref.h"
+#include "cuda_plugin.h"
 #include "gemma3.h"
 
 #define TOL 1e-4
@@ -104,6 +105,38 @@ static void check_batched(gc_ctx *ctx, const gc_config *cfg, seq *s, int ns, con
     free(all);
 }
 
+
+/* Classifier shape: all sequences in one batch, logits only at each one's last position
+ * (the last layer is then pruned to those rows). */
+static void check_last_positions(gc_ctx *ctx, const gc_config *cfg, seq *s, int ns, const char *tag)
+{
+    const int V = cfg->vocab_size;
+    int32_t *lens = malloc(ns * sizeof *lens), *outs = malloc(ns * sizeof *outs);
+    size_t T = 0;
+    for (int i = 0; i < ns; i++) {
+        T += (size_t)(lens[i] = s[i].n);
+        outs[i] = (int32_t)T - 1;
+    }
+    int32_t *toks = malloc(T * sizeof *toks);
+    for (int i = 0, o = 0; i < ns; o += s[i].n, i++)
+        memcpy(toks + o, s[i].ids, s[i].n * sizeof *toks);
+    float *lg = malloc((size_t)ns * V * sizeof(float));
+    gc_batch b = {.n_seq = ns, .tokens = toks, .seq_len = lens, .n_out = ns, .out_idx = outs,
+                  .logits = lg};
+    gc_err e = {0};
+    CHECK(gc_forward(ctx, NULL, &b, &e) == GC_OK, "%s last positions: %s", tag, e.msg);
+    for (int i = 0; i < ns; i++) {
+        const float *ref = s[i].logits + (size_t)(s[i].n - 1) * V;
+        double err = gct_rel_err(lg + (size_t)i * V, ref, V);
+        CHECK(err <= TOL, "%s %s last position (pruned last layer): rel err %.3g", tag, s[i].name, err);
+        CHECK(gct_argmax(lg + (size_t)i * V, V) == gct_argmax(ref, V), "%s %s argmax", tag, s[i].name);
+    }
+    free(lens);
+    free(outs);
+    free(toks);
+    free(lg);
+}
+
 /* Prefix of length cut, then the rest as a (batched) continuation. */
 static void check_prefix(gc_ctx *ctx, const gc_config *cfg, const seq *q, int cut, const char *tag)
 {
@@ -131,6 +164,16 @@ static void check_prefix(gc_ctx *ctx, const gc_config *cfg, const seq *q, int cu
         double e2 = gct_rel_err(lg + (size_t)rest * V, ref, (size_t)rest * V);
         CHECK(e1 <= TOL && e2 <= TOL, "%s %s prefix %d + rest: rel err %.3g %.3g", tag, q->name,
               cut, e1, e2);
+    }
+    /* and only the last position of each copy (pruned last layer over the prefix) */
+    int32_t outs[2] = {rest - 1, 2 * rest - 1};
+    gc_batch b2 = {.n_seq = 2, .tokens = toks, .seq_len = lens, .n_out = 2, .out_idx = outs,
+                   .logits = lg};
+    if (rest > 1 && gc_forward(ctx, p, &b2, &e) == GC_OK) {
+        const float *ref = q->logits + (size_t)(q->n - 1) * V;
+        double e1 = gct_rel_err(lg, ref, V), e2 = gct_rel_err(lg + V, ref, V);
+        CHECK(e1 <= TOL && e2 <= TOL, "%s %s prefix %d, last positions: rel err %.3g %.3g", tag,
+              q->name, cut, e1, e2);
     }
     free(toks);
     free(lg);
@@ -236,6 +279,28 @@ static void check_cli(const char *dir, const seq *q, int V, const char *tag)
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "%s: CLI accepted an out-of-range id", tag);
 }
 
+/* Device choice: without a usable CUDA plugin, AUTO falls back to the CPU silently and an
+ * explicit CUDA request fails with GC_EDEVICE and a message saying why. */
+static void check_device(const gc_model *m, const char *tag)
+{
+    gc_err e = {0};
+    if (gc_cuda_load(&e)) {
+        printf("%s: device check skipped: a CUDA plugin is present\n", tag);
+        return;
+    }
+    gc_ctx *c = NULL;
+    gc_ctx_opts o = {.device = GC_DEVICE_AUTO};
+    CHECK(gc_ctx_new(m, &o, &c, &e) == GC_OK && gc_ctx_device(c) == GC_DEVICE_CPU,
+          "%s: AUTO without plugin: %s", tag, e.msg);
+    gc_ctx_free(c);
+    c = NULL;
+    o.device = GC_DEVICE_CUDA;
+    gc_status st = gc_ctx_new(m, &o, &c, &e);
+    CHECK(st == GC_EDEVICE && !c && strstr(e.msg, "cuda"), "%s: CUDA without plugin: %s (%s)",
+          tag, gc_status_name(st), e.msg);
+    gc_ctx_free(c);
+}
+
 static int canceled(void *arg)
 {
     return ++*(int *)arg > 2;
@@ -282,6 +347,7 @@ static void run_fixture(const char *fx, const char *config, int use_cache)
     for (int i = 0; i < ns; i++)
         check_seq(ctx, cfg, &s[i], tag);
     check_batched(ctx, cfg, s, ns, tag);
+    check_last_positions(ctx, cfg, s, ns, tag);
     for (int i = 0; i < ns; i++) {
         if (s[i].n < 2)
             continue;
@@ -293,6 +359,7 @@ static void run_fixture(const char *fx, const char *config, int use_cache)
     check_rows(ctx, cfg, &s[ns - 1], tag);
     check_generate(ctx, cfg, ref, tag);
     check_cli(dir, &s[ns - 1], cfg->vocab_size, tag);
+    check_device(m, tag);
 
     /* the interrupt callback stops a forward between layers */
     int calls = 0;

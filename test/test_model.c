@@ -172,6 +172,16 @@ static gc_status run(const variant *v, const char *cache, float *logits, gc_err 
         gc_batch b = {.n_seq = 1, .tokens = toks, .seq_len = &n, .n_out = -1, .logits = logits};
         if (!(st = gc_ctx_new(m, &co, &c, e)))
             st = gc_forward(c, NULL, &b, e);
+        /* a few positions only (pruned last layer) == those rows of the full output */
+        int32_t outs[3] = {6, 2, 6};
+        float part[3 * V];
+        gc_batch bp = {.n_seq = 1, .tokens = toks, .seq_len = &n, .n_out = 3, .out_idx = outs,
+                       .logits = part};
+        if (!st && !(st = gc_forward(c, NULL, &bp, e)))
+            for (int i = 0; i < 3; i++) {
+                double err = gct_rel_err(part + i * V, logits + outs[i] * V, V);
+                CHECK(err <= 1e-5, "position %d alone: rel err %.3g", outs[i], err);
+            }
         CHECK(gc_model_param_count(m) ==
                   (size_t)V * H * (v->tied ? 1 : 2) + H +
                       NL * (4 * H + 2 * HD + 3 * NH * HD * H + 3 * FF * H - NH * HD * H +
@@ -236,6 +246,15 @@ int main(void)
     expect_same("multimodal 5.x names", &v, ref, NULL);
     v.prefix = "language_model.model.";
     expect_same("multimodal 4.x names", &v, ref, NULL);
+
+    /* every layer sliding (window 4 < 7 tokens), so the pruned last layer applies the window */
+    float sl[7 * V];
+    v = base;
+    v.config = "{\"vocab_size\":64,\"hidden_size\":32,\"intermediate_size\":48,\"num_hidden_layers\":3,"
+               "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":16,"
+               "\"query_pre_attn_scalar\":16,\"sliding_window\":3,\"layer_types\":[\"sliding_attention\","
+               "\"sliding_attention\",\"sliding_attention\"]}";
+    CHECK(run(&v, NULL, sl, &e) == GC_OK, "all sliding: %s", e.msg);
 
     /* untied: lm_head.weight is used (different logits), and is required */
     v = base;

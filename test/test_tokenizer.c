@@ -412,6 +412,131 @@ static void test_unsupported(void)
     rmdir(dir);
 }
 
+/* The CLI (GC_BIN, set by make unittest): encode in each mode and decode back, against the
+ * library. */
+static void test_cli(const gc_tokenizer *t)
+{
+    const char *bin = getenv("GC_BIN");
+    if (!bin || !*bin || access(bin, X_OK) != 0) {
+        printf("test_cli: skipped: GC_BIN not set or not executable\n");
+        return;
+    }
+    static const char *in[] = {"ok <end_of_turn>\n<start_of_turn>model\nNot Hate",
+                               "  teri maa \xF0\x9F\x98\x82\x00 x<b>y\u2028", ""};
+    static const char *modes[] = {"", "--plain", "--add-special", "--chat 'Q: '"};
+    static const int flags[] = {0, GC_TOK_PLAIN, GC_TOK_ADD_SPECIAL, -1};
+    char path[] = "/tmp/gc_tok_cliXXXXXX", cmd[8192];
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0)
+        return;
+    FILE *f = fdopen(fd, "w");
+    /* in[1] holds a NUL: "  teri maa " (11) + emoji (4) + NUL (1) + " x<b>y" (6) + U+2028 (3) */
+    const size_t lens[3] = {strlen(in[0]), 25, 0};
+    for (int i = 0; i < 3; i++) {
+        char *q;
+        size_t ql;
+        gc_err e;
+        gc_json_quote(in[i], i == 1 ? lens[1] : strlen(in[i]), &q, &ql, &e);
+        fprintf(f, "%s\n", q);
+        free(q);
+    }
+    fclose(f);
+    for (int m = 0; m < 4; m++) {
+        snprintf(cmd, sizeof cmd, "'%s' tokenize '%s' %s < '%s'", bin,
+                 gct_shared("reference/gemma3-tokenizer"), modes[m], path);
+        FILE *p = popen(cmd, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        for (int i = 0; i < 3; i++) {
+            gc_ids ids = {0};
+            gc_err e;
+            size_t len = i == 1 ? lens[1] : strlen(in[i]);
+            if (flags[m] < 0)
+                gc_tokenizer_encode_chat_prompt(t, "Q: ", in[i], len, &ids, &e);
+            else
+                gc_tokenizer_encode(t, in[i], len, flags[m], &ids, &e);
+            cJSON *j = p && getline(&line, &cap, p) > 0 ? cJSON_Parse(line) : NULL;
+            CHECK(j && ids_equal(&ids, j), "CLI %s line %d: %s", modes[m], i, line ? line : "");
+            cJSON_Delete(j);
+            gc_ids_free(&ids);
+        }
+        free(line);
+        CHECK(p && pclose(p) == 0, "CLI %s failed", modes[m]);
+    }
+    /* --decode of the default ids gives the text back */
+    snprintf(cmd, sizeof cmd, "'%s' tokenize '%s' < '%s' | '%s' tokenize '%s' --decode", bin,
+             gct_shared("reference/gemma3-tokenizer"), path, bin,
+             gct_shared("reference/gemma3-tokenizer"));
+    FILE *p = popen(cmd, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < 3; i++) {
+        char *got = NULL;
+        size_t gl = 0, used;
+        gc_err e;
+        int ok = p && getline(&line, &cap, p) > 0 &&
+                 gc_json_parse_string(line, strcspn(line, "\n"), &used, &got, &gl, &e) == GC_OK;
+        size_t len = i == 1 ? lens[1] : strlen(in[i]);
+        CHECK(ok && gl == len && !memcmp(got, in[i], len), "CLI decode line %d", i);
+        free(got);
+    }
+    free(line);
+    CHECK(p && pclose(p) == 0, "CLI --decode failed");
+    unlink(path);
+}
+
+/* Truncated and corrupted tokenizer.json files fail cleanly (run under ASan for the
+ * "no invalid access" part). */
+static void test_malformed(void)
+{
+    FILE *f = fopen(gct_shared("reference/hf-tiny/tiny_untied_tok4k/tokenizer.json"), "rb");
+    CHECK(f != NULL, "open tok4k tokenizer.json");
+    if (!f)
+        return;
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof doc, f);
+    fclose(f);
+    char dir[] = "/tmp/gc_tok_badXXXXXX", path[512];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    unsigned seed = 12345;
+    int failed_ok = 0, total = 0;
+    for (int k = 0; k < 60; k++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t cut = (seed >> 8) % n, len = n;
+        char saved = 0;
+        if (k < 40) {
+            len = cut; /* truncated */
+        } else {
+            saved = doc[cut]; /* one byte replaced by JSON punctuation */
+            doc[cut] = "{}[]\",:\\"[k % 7];
+        }
+        FILE *o = fopen(path, "wb");
+        fwrite(doc, 1, len, o);
+        fclose(o);
+        if (k >= 40)
+            doc[cut] = saved;
+        gc_tokenizer *t = NULL;
+        gc_err e = {0};
+        gc_status st = gc_tokenizer_load(dir, &t, &e);
+        if (st == GC_OK) { /* a harmless change: the tokenizer must still work */
+            gc_ids ids = {0};
+            st = gc_tokenizer_encode(t, "hello world", 11, 0, &ids, &e);
+            gc_ids_free(&ids);
+            gc_tokenizer_free(t);
+            CHECK(st == GC_OK, "corrupted file %d loaded but cannot encode", k);
+        } else {
+            CHECK(t == NULL && e.msg[0], "failed load %d without a message", k);
+            failed_ok++;
+        }
+        total++;
+    }
+    CHECK(failed_ok >= 40, "only %d of %d damaged files were rejected", failed_ok, total);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     gc_tokenizer *t = NULL;
@@ -422,10 +547,12 @@ int main(void)
         test_golden(t);
         test_chat_template(t);
         test_injection(t);
+        test_cli(t);
         gc_tokenizer_free(t);
     }
     test_tok4k();
     test_trained_classifier();
     test_unsupported();
+    test_malformed();
     return gct_finish("test_tokenizer");
 }

@@ -9,119 +9,16 @@
 
 #include "tokenizer_internal.h"
 
-/* ---- loading ---- */
-static gc_status parse_vocab(const cJSON *vocab, gc_bpe *b, gc_err *e)
-{
-    const cJSON *it;
-    size_t n = 0, bytes = 0;
-    double max_id = -1;
-    cJSON_ArrayForEach(it, vocab)
-    {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > INT32_MAX - 1 ||
-            it->valuedouble != (double)(int32_t)it->valuedouble)
-            return gc_fail(e, GC_EFORMAT, "model.vocab: bad id for token \"%.60s\"", it->string);
-        if (it->valuedouble > max_id)
-            max_id = it->valuedouble;
-        bytes += strlen(it->string) + 1;
-        n++;
-    }
-    b->n_vocab = n;
-    b->max_id = (int32_t)max_id;
-    size_t slots = (size_t)(b->max_id + 1);
-    b->arena = malloc(bytes ? bytes : 1);
-    b->tok = calloc(slots ? slots : 1, sizeof *b->tok);
-    b->tok_len = calloc(slots ? slots : 1, sizeof *b->tok_len);
-    if (!b->arena || !b->tok || !b->tok_len)
-        return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for a %zu-token vocab", n);
-    gc_status st = gc_strmap_init(&b->vocab, n, (const char *const *)b->tok, b->tok_len, e);
-    if (st != GC_OK)
-        return st;
-    char *p = b->arena;
-    cJSON_ArrayForEach(it, vocab)
-    {
-        int32_t id = (int32_t)it->valuedouble;
-        size_t l = strlen(it->string);
-        if (b->tok[id])
-            return gc_fail(e, GC_EFORMAT, "model.vocab: id %d is used twice (\"%.60s\", \"%.60s\")",
-                           id, b->tok[id], it->string);
-        memcpy(p, it->string, l + 1);
-        b->tok[id] = p;
-        b->tok_len[id] = (uint32_t)l;
-        p += l + 1;
-        if (gc_strmap_get(&b->vocab, it->string, l) >= 0)
-            return gc_fail(e, GC_EFORMAT, "model.vocab: token \"%.60s\" appears twice", it->string);
-        gc_strmap_put(&b->vocab, id, 0);
-    }
-    return GC_OK;
-}
-
-static gc_status add_merge(gc_bpe *b, const char *x, size_t nx, const char *y, size_t ny,
-                           uint32_t rank, gc_buf *tmp, gc_err *e)
-{
-    int32_t a = gc_strmap_get(&b->vocab, x, nx), c = gc_strmap_get(&b->vocab, y, ny);
-    if (a < 0 || c < 0)
-        return gc_fail(e, GC_EFORMAT, "model.merges[%u]: \"%.*s\" is not in the vocab", rank,
-                       (int)(a < 0 ? nx : ny), a < 0 ? x : y);
-    tmp->n = 0;
-    gc_status st = gc_buf_put(tmp, x, nx, e);
-    if (st == GC_OK)
-        st = gc_buf_put(tmp, y, ny, e);
-    if (st != GC_OK)
-        return st;
-    int32_t m = gc_strmap_get(&b->vocab, tmp->p, tmp->n);
-    if (m < 0)
-        return gc_fail(e, GC_EFORMAT, "model.merges[%u]: merged token \"%.*s\" is not in the vocab",
-                       rank, (int)tmp->n, tmp->p);
-    /* a repeated pair keeps the later rank, as tokenizers' HashMap collect does */
-    gc_u64map_put(&b->merges, (uint64_t)(uint32_t)a << 32 | (uint32_t)c,
-                  (uint64_t)rank << 32 | (uint32_t)m);
-    return GC_OK;
-}
-
-static gc_status parse_merges(const cJSON *merges, gc_bpe *b, gc_err *e)
-{
-    gc_status st = gc_u64map_init(&b->merges, (size_t)cJSON_GetArraySize(merges), e);
-    if (st != GC_OK)
-        return st;
-    gc_buf tmp = {0};
-    uint32_t rank = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, merges)
-    {
-        if (cJSON_IsString(it)) { /* legacy "a b" */
-            const char *s = it->valuestring, *sp = strchr(s, ' ');
-            if (!strncmp(s, "#version", 8))
-                continue;
-            if (!sp || strchr(sp + 1, ' ')) {
-                st = gc_fail(e, GC_EFORMAT, "model.merges[%u]: \"%.60s\" is not \"a b\"", rank, s);
-                break;
-            }
-            st = add_merge(b, s, (size_t)(sp - s), sp + 1, strlen(sp + 1), rank, &tmp, e);
-        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 &&
-                   cJSON_IsString(it->child) && cJSON_IsString(it->child->next)) {
-            const char *x = it->child->valuestring, *y = it->child->next->valuestring;
-            st = add_merge(b, x, strlen(x), y, strlen(y), rank, &tmp, e);
-        } else {
-            st = gc_fail(e, GC_EFORMAT, "model.merges[%u]: expected \"a b\" or [\"a\", \"b\"]", rank);
-        }
-        if (st != GC_OK)
-            break;
-        rank++;
-    }
-    gc_buf_free(&tmp);
-    return st;
-}
-
-gc_status gc_bpe_parse(const cJSON *m, gc_bpe *b, gc_err *e)
+/* ---- loading (vocab and merges are read by tokenizer_json.c) ---- */
+gc_status gc_bpe_parse(const cJSON *m, const char *doc, gc_span vocab_json, gc_span merges_json,
+                       gc_bpe *b, gc_err *e)
 {
     memset(b, 0, sizeof *b);
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(m, "type");
     if (type && (!cJSON_IsString(type) || strcmp(type->valuestring, "BPE")))
         return gc_fail(e, GC_EUNSUPPORTED, "model type \"%s\" is not supported (only BPE)",
                        cJSON_IsString(type) ? type->valuestring : "?");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges))
+    if (doc[vocab_json.a] != '{' || doc[merges_json.a] != '[')
         return gc_fail(e, GC_EFORMAT, "model: BPE needs \"vocab\" (object) and \"merges\" (array)");
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(m, "dropout");
     if (d && !cJSON_IsNull(d) && !(cJSON_IsNumber(d) && d->valuedouble == 0.0))
@@ -135,9 +32,9 @@ gc_status gc_bpe_parse(const cJSON *m, gc_bpe *b, gc_err *e)
     b->byte_fallback = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "byte_fallback"));
     b->fuse_unk = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "fuse_unk"));
     b->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "ignore_merges"));
-    gc_status st = parse_vocab(vocab, b, e);
+    gc_status st = gc_tokjson_vocab(doc + vocab_json.a, vocab_json.b - vocab_json.a, b, e);
     if (st == GC_OK)
-        st = parse_merges(merges, b, e);
+        st = gc_tokjson_merges(doc + merges_json.a, merges_json.b - merges_json.a, b, e);
     if (st != GC_OK)
         return st;
     b->unk_id = -1;
@@ -183,9 +80,8 @@ static gc_status scratch_reserve(gc_bpe_scratch *sc, size_t n, gc_err *e)
     sc->next = malloc(cap * sizeof *sc->next);
     sc->len = malloc(cap * sizeof *sc->len);
     /* every merge pushes at most two new candidates: 3n entries always suffice */
-    sc->heap_key = malloc(3 * cap * sizeof *sc->heap_key);
-    sc->heap_new = malloc(3 * cap * sizeof *sc->heap_new);
-    if (!sc->sym_id || !sc->prev || !sc->next || !sc->len || !sc->heap_key || !sc->heap_new) {
+    sc->heap = malloc(3 * cap * sizeof *sc->heap);
+    if (!sc->sym_id || !sc->prev || !sc->next || !sc->len || !sc->heap) {
         gc_bpe_scratch_free(sc);
         return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for a %zu-character word", n);
     }
@@ -199,48 +95,44 @@ void gc_bpe_scratch_free(gc_bpe_scratch *sc)
     free(sc->prev);
     free(sc->next);
     free(sc->len);
-    free(sc->heap_key);
-    free(sc->heap_new);
+    free(sc->heap);
     memset(sc, 0, sizeof *sc);
 }
 
+/* A 4-ary heap: half the depth of a binary one, and the four children share a cache line
+ * or two. (rank, position) is a total order, so the merge order does not depend on it. */
 static void heap_push(gc_bpe_scratch *sc, uint64_t key, int32_t nid)
 {
+    gc_bpe_cand *h = sc->heap;
     size_t i = sc->heap_n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (sc->heap_key[p] <= key)
+        size_t p = (i - 1) / 4;
+        if (h[p].key <= key)
             break;
-        sc->heap_key[i] = sc->heap_key[p];
-        sc->heap_new[i] = sc->heap_new[p];
+        h[i] = h[p];
         i = p;
     }
-    sc->heap_key[i] = key;
-    sc->heap_new[i] = nid;
+    h[i] = (gc_bpe_cand){key, nid};
 }
 
-static void heap_pop(gc_bpe_scratch *sc, uint64_t *key, int32_t *nid)
+static gc_bpe_cand heap_pop(gc_bpe_scratch *sc)
 {
-    *key = sc->heap_key[0];
-    *nid = sc->heap_new[0];
-    size_t n = --sc->heap_n;
-    uint64_t k = sc->heap_key[n];
-    int32_t v = sc->heap_new[n];
-    size_t i = 0;
+    gc_bpe_cand *h = sc->heap, top = h[0], last = h[--sc->heap_n];
+    size_t n = sc->heap_n, i = 0;
     for (;;) {
-        size_t c = 2 * i + 1;
+        size_t c = 4 * i + 1, best = c;
         if (c >= n)
             break;
-        if (c + 1 < n && sc->heap_key[c + 1] < sc->heap_key[c])
-            c++;
-        if (k <= sc->heap_key[c])
+        for (size_t k = c + 1; k < c + 4 && k < n; k++)
+            if (h[k].key < h[best].key)
+                best = k;
+        if (last.key <= h[best].key)
             break;
-        sc->heap_key[i] = sc->heap_key[c];
-        sc->heap_new[i] = sc->heap_new[c];
-        i = c;
+        h[i] = h[best];
+        i = best;
     }
-    sc->heap_key[i] = k;
-    sc->heap_new[i] = v;
+    h[i] = last;
+    return top;
 }
 
 static inline int merge_of(const gc_bpe *b, int32_t x, int32_t y, uint64_t *rank_new)
@@ -263,9 +155,10 @@ static void merge_all(const gc_bpe *b, gc_bpe_scratch *sc, size_t n)
     for (size_t i = 0; i + 1 < n; i++)
         candidate(b, sc, (int32_t)i);
     while (sc->heap_n) {
-        uint64_t key, rn;
-        int32_t nid;
-        heap_pop(sc, &key, &nid);
+        uint64_t rn;
+        gc_bpe_cand top = heap_pop(sc);
+        uint64_t key = top.key;
+        int32_t nid = top.new_id;
         int32_t pos = (int32_t)(uint32_t)key, right = sc->next[pos];
         if (sc->len[pos] == 0 || right < 0)
             continue; /* stale: the symbol was merged away or is now last */

@@ -13,6 +13,9 @@
 gc_status gc_json_parse_string(const char *s, size_t n, size_t *consumed, char **out,
                                size_t *out_len, gc_err *e);
 
+/* The same into dst (room for n bytes suffices; not NUL-terminated); 0 if malformed. */
+int gc_json_decode_into(const char *s, size_t n, size_t *consumed, char *dst, size_t *dst_len);
+
 /* Writes s[0..n) as a JSON string literal (ASCII control characters escaped, other bytes as
  * they are) into a malloc'd, NUL-terminated *out of *out_len bytes. */
 gc_status gc_json_quote(const char *s, size_t n, char **out, size_t *out_len, gc_err *e);

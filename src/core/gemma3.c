@@ -304,6 +304,77 @@ static void attend(const gc_config *cfg, const plan *P, int layer, size_t off, i
     }
 }
 
+/* The last layer when only a few positions' logits are wanted (a classifier reads one per
+ * sequence): keys and values still come from every token, but queries, o_proj and the MLP
+ * run only on the R output rows. Leaves the final hidden rows (before the final norm) in
+ * P->out_x. */
+static void last_layer_rows(const gc_ctx *c, const plan *P, const gc_batch *b,
+                            const gc_prefix *prefix, int Lp, size_t T, int R)
+{
+    const gc_config *cfg = c->cfg;
+    const int l = cfg->n_layers - 1, H = cfg->hidden_size, FF = cfg->intermediate_size;
+    const int D = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads, rep = nh / nkv;
+    const int QD = nh * D, KD = nkv * D, half = D / 2;
+    const int sliding = cfg->layer_sliding[l], W = cfg->sliding_window;
+    const gc_layer_weights *L = &c->w->layers[l];
+    const rope_cache *rc = &c->rope[sliding ? 1 : 0];
+    const float scale = (float)(1.0 / sqrt((double)cfg->query_pre_attn_scalar));
+    const float eps = cfg->rms_norm_eps;
+
+    gc_rmsnorm(P->xn, P->x, L->input_norm, T, H, H, eps);
+    matmul(P->k, P->xn, L->wk, (int)T, KD, H);
+    matmul(P->v, P->xn, L->wv, (int)T, KD, H);
+    gc_rmsnorm(P->k, P->k, L->k_norm, T * nkv, D, D, eps);
+    for (size_t t = 0; t < T; t++)
+        gc_rope(P->k + t * KD, nkv, D, rc->cos + (size_t)c->pos[t] * half,
+                rc->sin + (size_t)c->pos[t] * half);
+    /* queries of the output rows only */
+    for (int r = 0; r < R; r++)
+        memcpy(P->tmp + (size_t)r * H, P->xn + (size_t)b->out_idx[r] * H, H * sizeof(float));
+    matmul(P->q, P->tmp, L->wq, R, QD, H);
+    gc_rmsnorm(P->q, P->q, L->q_norm, (size_t)R * nh, D, D, eps);
+    for (int r = 0; r < R; r++) {
+        int p = c->pos[b->out_idx[r]];
+        gc_rope(P->q + (size_t)r * QD, nh, D, rc->cos + (size_t)p * half, rc->sin + (size_t)p * half);
+    }
+    for (int r = 0; r < R; r++) {
+        const size_t t = (size_t)b->out_idx[r];
+        const int p = c->pos[t], i = p - Lp; /* absolute and in-sequence position */
+        const size_t start = t - (size_t)i;  /* the sequence's first packed token */
+        const int lo = sliding && p - W + 1 > 0 ? p - W + 1 : 0, Lk = p + 1;
+        float *S = P->scores;
+        for (int h = 0; h < nh; h++) {
+            const int g = h / rep;
+            const float *q = P->q + (size_t)r * QD + (size_t)h * D;
+            float *o = P->att + (size_t)r * QD + (size_t)h * D;
+            if (Lp)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Lp, D, scale, prefix->k[l] + (size_t)g * D,
+                            KD, q, 1, 0.0f, S, 1);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, i + 1, D, scale,
+                        P->k + start * KD + (size_t)g * D, KD, q, 1, 0.0f, S + Lp, 1);
+            gc_softmax_range(S, Lk, lo, Lk);
+            if (Lp)
+                cblas_sgemv(CblasRowMajor, CblasTrans, Lp, D, 1.0f, prefix->v[l] + (size_t)g * D,
+                            KD, S, 1, 0.0f, o, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, i + 1, D, 1.0f,
+                        P->v + start * KD + (size_t)g * D, KD, S + Lp, 1, Lp ? 1.0f : 0.0f, o, 1);
+        }
+    }
+    matmul(P->tmp, P->att, L->wo, R, H, QD);
+    gc_rmsnorm(P->tmp, P->tmp, L->post_attn_norm, R, H, H, eps);
+    for (int r = 0; r < R; r++) {
+        memcpy(P->out_x + (size_t)r * H, P->x + (size_t)b->out_idx[r] * H, H * sizeof(float));
+        gc_add(P->out_x + (size_t)r * H, P->tmp + (size_t)r * H, H);
+    }
+    gc_rmsnorm(P->xn, P->out_x, L->pre_ffn_norm, R, H, H, eps);
+    matmul(P->gate, P->xn, L->w_gate, R, FF, H);
+    matmul(P->up, P->xn, L->w_up, R, FF, H);
+    gc_gelu_tanh_mul(P->gate, P->up, (size_t)R * FF);
+    matmul(P->tmp, P->gate, L->w_down, R, H, FF);
+    gc_rmsnorm(P->tmp, P->tmp, L->post_ffn_norm, R, H, H, eps);
+    gc_add(P->out_x, P->tmp, (size_t)R * H);
+}
+
 /* The whole forward pass. `prefix` (read) supplies cached keys; `capture` (may be the same
  * object) receives this batch's keys/values appended after its current length; it requires a
  * single-sequence batch. */
@@ -370,9 +441,16 @@ static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capt
     if (b->hidden)
         memcpy(b->hidden, P.x, T * H * sizeof(float));
 
+    /* Only some positions wanted and nothing else read from the last layer: prune it. */
+    const int prune = b->logits && b->n_out >= 0 && (size_t)b->n_out < T && !b->hidden && !capture;
     for (int l = 0; l < cfg->n_layers; l++) {
         if (c->opts.interrupt && c->opts.interrupt(c->opts.interrupt_arg))
             return gc_fail(e, GC_ECANCELED, "canceled");
+        if (prune && l == cfg->n_layers - 1) {
+            if (n_out > 0)
+                last_layer_rows(c, &P, b, prefix, Lp, T, n_out);
+            break;
+        }
         const gc_layer_weights *L = &w->layers[l];
         const rope_cache *rc = &c->rope[cfg->layer_sliding[l] ? 1 : 0];
         const int half = D / 2;
@@ -429,8 +507,8 @@ static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capt
     /* final norm and LM head only at the requested positions and vocabulary rows */
     for (int i = 0; i < n_out; i++) {
         size_t t = b->n_out < 0 ? (size_t)i : (size_t)b->out_idx[i];
-        gc_rmsnorm(P.out_x + (size_t)i * H, P.x + t * H, w->final_norm, 1, H, H,
-                   cfg->rms_norm_eps);
+        const float *src = prune ? P.out_x + (size_t)i * H : P.x + t * H;
+        gc_rmsnorm(P.out_x + (size_t)i * H, src, w->final_norm, 1, H, H, cfg->rms_norm_eps);
     }
     const float *head = w->lm_head;
     int n_cols = V;

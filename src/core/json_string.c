@@ -46,60 +46,66 @@ static size_t put_utf8(char *o, uint32_t cp)
     return 4;
 }
 
-gc_status gc_json_parse_string(const char *s, size_t n, size_t *consumed, char **out,
-                               size_t *out_len, gc_err *e)
+int gc_json_decode_into(const char *s, size_t n, size_t *consumed, char *o, size_t *out_len)
 {
-    *out = NULL;
     if (!n || s[0] != '"')
-        return gc_fail(e, GC_EINVAL, "JSON: expected a string");
-    char *o = malloc(n + 1); /* decoding never grows the text */
-    if (!o)
-        return gc_fail(e, GC_ENOMEM, "JSON: out of memory");
+        return 0;
     size_t k = 0, i = 1;
     while (i < n && s[i] != '"') {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20)
-            goto bad;
+            return 0;
         if (c != '\\') {
             o[k++] = (char)c;
             i++;
             continue;
         }
         if (i + 1 >= n)
-            goto bad;
+            return 0;
         char x = s[i + 1];
-        const char *simple = strchr("\"\\/bfnrt", x);
-        if (x && simple) {
-            static const char map[] = "\"\\/\b\f\n\r\t";
-            o[k++] = map[simple - "\"\\/bfnrt"];
+        static const char esc[] = "\"\\/bfnrt", map[] = "\"\\/\b\f\n\r\t";
+        const char *simple = x ? strchr(esc, x) : NULL;
+        if (simple) {
+            o[k++] = map[simple - esc];
             i += 2;
             continue;
         }
         uint32_t cp, lo;
         if (x != 'u' || n - i < 6 || !hex4(s + i + 2, &cp))
-            goto bad;
+            return 0;
         i += 6;
         if (cp >= 0xDC00 && cp <= 0xDFFF)
-            goto bad;
+            return 0;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
             if (n - i < 6 || s[i] != '\\' || s[i + 1] != 'u' || !hex4(s + i + 2, &lo) ||
                 lo < 0xDC00 || lo > 0xDFFF)
-                goto bad;
+                return 0;
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             i += 6;
         }
         k += put_utf8(o + k, cp);
     }
     if (i >= n)
-        goto bad;
-    o[k] = 0;
-    *out = o;
+        return 0;
     *out_len = k;
     *consumed = i + 1;
+    return 1;
+}
+
+gc_status gc_json_parse_string(const char *s, size_t n, size_t *consumed, char **out,
+                               size_t *out_len, gc_err *e)
+{
+    *out = NULL;
+    char *o = malloc(n + 1); /* decoding never grows the text */
+    if (!o)
+        return gc_fail(e, GC_ENOMEM, "JSON: out of memory");
+    if (!gc_json_decode_into(s, n, consumed, o, out_len)) {
+        free(o);
+        return gc_fail(e, GC_EINVAL, "JSON: malformed string literal");
+    }
+    o[*out_len] = 0;
+    *out = o;
     return GC_OK;
-bad:
-    free(o);
-    return gc_fail(e, GC_EINVAL, "JSON: malformed string literal");
 }
 
 gc_status gc_json_quote(const char *s, size_t n, char **out, size_t *out_len, gc_err *e)

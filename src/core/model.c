@@ -192,13 +192,14 @@ static gc_status collect(gc_model *m, want *ws, int *nw, gc_err *e)
     *nw = n;
     for (int i = 0; i < n; i++) {
         want *w = &ws[i];
-        w->t = gc_st_set_find(m->st, w->name, NULL);
+        const gc_st_file *file = NULL;
+        w->t = gc_st_set_find(m->st, w->name, &file);
         if (!w->t)
             return gc_fail(e, GC_EFORMAT, "tensor '%s' missing", w->name);
         const gc_st_tensor *t = w->t;
         if (t->dtype != GC_ST_F32 && t->dtype != GC_ST_BF16 && t->dtype != GC_ST_F16)
-            return gc_fail(e, GC_EUNSUPPORTED, "tensor '%s': dtype %s (need F32, BF16 or F16)",
-                           w->name, gc_st_dtype_name(t->dtype));
+            return gc_fail(e, GC_EUNSUPPORTED, "%s: tensor '%s': dtype %s (need F32, BF16 or F16)",
+                           file->path, w->name, gc_st_dtype_name(t->dtype));
         int ok = t->ndim == w->ndim;
         for (int d = 0; ok && d < w->ndim; d++)
             ok = t->shape[d] == w->shape[d];
@@ -212,8 +213,9 @@ static gc_status collect(gc_model *m, want *ws, int *nw, gc_err *e)
             else
                 snprintf(exp, sizeof exp, "%lld, %lld", (long long)w->shape[0],
                          (long long)w->shape[1]);
-            return gc_fail(e, GC_EFORMAT, "tensor '%s': shape [%s] does not match the config [%s]",
-                           w->name, got, exp);
+            return gc_fail(e, GC_EFORMAT,
+                           "%s: tensor '%s': shape [%s] does not match the config [%s]",
+                           file->path, w->name, got, exp);
         }
         m->params += t->numel;
     }
@@ -372,7 +374,8 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
     }
     int nw = 0;
     if ((st = collect(m, ws, &nw, e)) || (st = convert_all(m, ws, nw, opts, e))) {
-        gc_err_prefix(e, "%s", dir);
+        if (!strstr(e ? e->msg : "", dir))
+            gc_err_prefix(e, "%s", dir);
         goto fail;
     }
     for (int i = 0; i < nw; i++)

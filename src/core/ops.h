@@ -18,7 +18,7 @@ void gc_rope_table(float *cos, float *sin, int from, int to, int head_dim, doubl
                    double scale);
 
 /* gate[i] = gelu_tanh(gate[i]) * up[i] */
-void gc_gelu_tanh_mul(float *gate, const float *up, size_t n);
+void gc_gelu_tanh_mul(float *restrict gate, const float *restrict up, size_t n);
 
 /* x = tanh(x / cap) * cap */
 void gc_softcap(float *x, size_t n, float cap);

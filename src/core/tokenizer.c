@@ -94,6 +94,10 @@ static gc_status parse_json_file(const char *dir, const char *name, int optional
 }
 
 /* ---- loading ---- */
+/* Added tokens get their ids as tokenizers' AddedVocabulary::add_tokens assigns them (the
+ * "id" fields of the JSON are not used, tokenizers only warns when they differ): an already
+ * added content keeps its id (the later flags win), a content in the model vocab takes that
+ * id, anything else the next id from the model vocab size on. */
 static gc_status parse_added(gc_tokenizer *t, const cJSON *arr, gc_buf *nb, gc_buf *tmp,
                              gc_err *e)
 {
@@ -101,45 +105,79 @@ static gc_status parse_added(gc_tokenizer *t, const cJSON *arr, gc_buf *nb, gc_b
     if (arr && !cJSON_IsArray(arr))
         return gc_fail(e, GC_EFORMAT, "\"added_tokens\" is not an array");
     t->added = calloc(n ? n : 1, sizeof *t->added);
-    if (!t->added)
+    t->added_strs = calloc(n ? n : 1, sizeof *t->added_strs);
+    t->added_lens = calloc(n ? n : 1, sizeof *t->added_lens);
+    if (!t->added || !t->added_strs || !t->added_lens)
         return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
+    gc_status st = gc_strmap_init(&t->added_map, n, t->added_strs, t->added_lens, e);
+    if (st != GC_OK)
+        return st;
+    int64_t next_id = (int64_t)t->bpe.n_vocab;
     const cJSON *it;
+    size_t k = 0;
     cJSON_ArrayForEach(it, arr)
     {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > INT32_MAX - 1 ||
-            !cJSON_IsString(c))
-            return gc_fail(e, GC_EFORMAT, "added_tokens[%zu]: needs \"id\" and \"content\"",
-                           t->n_added);
-        gc_added_token *a = &t->added[t->n_added];
-        a->id = (int32_t)id->valuedouble;
-        a->len = (uint32_t)strlen(c->valuestring);
-        a->special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
-        a->normalized = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "normalized"));
-        a->lstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "lstrip"));
-        a->rstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "rstrip"));
-        a->single_word = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "single_word"));
-        if (!(a->content = malloc(a->len + 1)))
-            return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
-        memcpy(a->content, c->valuestring, a->len + 1);
-        a->pattern = a->content;
-        a->pattern_len = a->len;
-        t->n_added++;
-        if (a->single_word)
+        if (!cJSON_IsString(c))
+            return gc_fail(e, GC_EFORMAT, "added_tokens[%zu]: needs \"content\"", k);
+        k++;
+        size_t len = strlen(c->valuestring);
+        if (!len)
+            continue;
+        gc_added_token a = {0};
+        a.len = (uint32_t)len;
+        a.special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
+        a.normalized = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "normalized"));
+        a.lstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "lstrip"));
+        a.rstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "rstrip"));
+        a.single_word = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "single_word"));
+        if (a.single_word)
             return gc_fail(e, GC_EUNSUPPORTED,
-                           "added token \"%.60s\": single_word is not supported", a->content);
-        if (a->normalized && a->len) { /* matched by its normalized form */
-            gc_status st = gc_normalizer_apply(t->normalizer, a->content, a->len, nb, tmp, e);
-            if (st != GC_OK)
+                           "added token \"%.60s\": single_word is not supported", c->valuestring);
+        if (!(a.content = malloc(len + 1)))
+            return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
+        memcpy(a.content, c->valuestring, len + 1);
+        a.pattern = a.content;
+        a.pattern_len = a.len;
+        if (a.normalized) { /* matched by its normalized form */
+            st = gc_normalizer_apply(t->normalizer, a.content, a.len, nb, tmp, e);
+            if (st == GC_OK && (nb->n != a.len || memcmp(nb->p, a.content, a.len))) {
+                if (!(a.pattern = malloc(nb->n + 1)))
+                    st = gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
+                else {
+                    memcpy(a.pattern, nb->p, nb->n + 1);
+                    a.pattern_len = (uint32_t)nb->n;
+                }
+            }
+            if (st != GC_OK) {
+                free(a.content);
                 return st;
-            if (nb->n != a->len || memcmp(nb->p, a->content, a->len)) {
-                if (!(a->pattern = malloc(nb->n + 1)))
-                    return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
-                memcpy(a->pattern, nb->p, nb->n + 1);
-                a->pattern_len = (uint32_t)nb->n;
             }
         }
+        int32_t prev = gc_strmap_get(&t->added_map, a.content, a.len);
+        if (prev >= 0) { /* the same content again: same id, the later flags */
+            gc_added_token *o = &t->added[prev];
+            a.id = o->id;
+            if (o->pattern != o->content)
+                free(o->pattern);
+            free(o->content);
+            *o = a;
+            t->added_strs[prev] = a.content;
+            continue;
+        }
+        int32_t vid = gc_strmap_get(&t->bpe.vocab, a.content, a.len);
+        if (vid < 0 && next_id >= INT32_MAX) {
+            free(a.content);
+            if (a.pattern != a.content)
+                free(a.pattern);
+            return gc_fail(e, GC_EFORMAT, "added_tokens: too many tokens");
+        }
+        a.id = vid >= 0 ? vid : (int32_t)next_id++;
+        t->added[t->n_added] = a;
+        t->added_strs[t->n_added] = a.content;
+        t->added_lens[t->n_added] = a.len;
+        gc_strmap_put(&t->added_map, (int32_t)t->n_added, 0);
+        t->n_added++;
     }
     return GC_OK;
 }
@@ -156,9 +194,7 @@ static gc_status build_id_table(gc_tokenizer *t, gc_err *e)
     t->id_tok = calloc(n, sizeof *t->id_tok);
     t->id_len = calloc(n, sizeof *t->id_len);
     t->id_special = calloc(n, 1);
-    t->added_strs = calloc(t->n_added ? t->n_added : 1, sizeof *t->added_strs);
-    t->added_lens = calloc(t->n_added ? t->n_added : 1, sizeof *t->added_lens);
-    if (!t->id_tok || !t->id_len || !t->id_special || !t->added_strs || !t->added_lens)
+    if (!t->id_tok || !t->id_len || !t->id_special)
         return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
     for (int32_t i = 0; i <= t->bpe.max_id; i++) {
         t->id_tok[i] = t->bpe.tok[i];
@@ -169,13 +205,8 @@ static gc_status build_id_table(gc_tokenizer *t, gc_err *e)
         t->id_tok[a->id] = a->content;
         t->id_len[a->id] = a->len;
         t->id_special[a->id] = a->special;
-        t->added_strs[i] = a->content;
-        t->added_lens[i] = a->len;
     }
-    gc_status st = gc_strmap_init(&t->added_map, t->n_added, t->added_strs, t->added_lens, e);
-    for (size_t i = 0; st == GC_OK && i < t->n_added; i++)
-        gc_strmap_put(&t->added_map, (int32_t)i, 1);
-    return st;
+    return GC_OK;
 }
 
 static gc_status parse_post(gc_tokenizer *t, const cJSON *pp, gc_err *e)
@@ -269,7 +300,16 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
 {
     cJSON *root = NULL, *cfg = NULL;
     gc_buf nb = {0}, tmp = {0};
-    gc_status st = parse_json_file(dir, "tokenizer.json", 0, &root, e);
+    char path[4096], *doc = NULL, *rest = NULL;
+    size_t doc_n, rest_n;
+    gc_span vocab, merges;
+    if (snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= (int)sizeof path)
+        return gc_fail(e, GC_EINVAL, "path too long: %s", dir);
+    gc_status st = read_file(path, &doc, &doc_n, e);
+    if (st == GC_OK)
+        st = gc_tokjson_split(doc, doc_n, &vocab, &merges, &rest, &rest_n, e);
+    if (st == GC_OK && !(root = cJSON_ParseWithLength(rest, rest_n)))
+        st = gc_fail(e, GC_EFORMAT, "%s: not valid JSON", path);
     if (st == GC_OK)
         st = parse_json_file(dir, "tokenizer_config.json", 1, &cfg, e);
     if (st != GC_OK)
@@ -285,7 +325,7 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
         st = gc_fail(e, GC_EUNSUPPORTED, "truncation/padding in tokenizer.json are not supported");
         goto done;
     }
-    if ((st = gc_bpe_parse(model, &t->bpe, e)) ||
+    if ((st = gc_bpe_parse(model, doc, vocab, merges, &t->bpe, e)) ||
         (st = gc_normalizer_parse(cJSON_GetObjectItemCaseSensitive(root, "normalizer"),
                                   &t->normalizer, e)) ||
         (st = gc_pretokenizer_parse(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
@@ -308,6 +348,8 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
     }
     parse_config(t, cfg);
 done:
+    free(doc);
+    free(rest);
     cJSON_Delete(root);
     cJSON_Delete(cfg);
     gc_buf_free(&nb);

@@ -29,6 +29,11 @@ gc_status gc_buf_reserve(gc_buf *b, size_t need, gc_err *e);
 gc_status gc_buf_put(gc_buf *b, const char *s, size_t n, gc_err *e);
 void gc_buf_free(gc_buf *b);
 
+/* A byte range [a, b) of a document. */
+typedef struct gc_span {
+    size_t a, b;
+} gc_span;
+
 /* ---- utf8.c ----------------------------------------------------------------------------- */
 /* 1 if s[0..n) is valid UTF-8 as Rust's str accepts it (no overlongs, no surrogates, <= U+10FFFF). */
 int gc_utf8_valid(const char *s, size_t n);
@@ -47,10 +52,17 @@ int gc_python_is_space(uint32_t cp);
 /* ---- tok_hash.c ------------------------------------------------------------------------- */
 uint64_t gc_hash_bytes(const char *s, size_t n);
 
-/* String -> int32 index; the strings live elsewhere (strs/lens indexed by the stored value). */
+/* String -> int32 index; the strings live elsewhere (strs/lens indexed by the stored value).
+ * A slot holds the hash, the index and the first 7 bytes plus the length, so most lookups
+ * touch one cache line and only long keys are compared against their string. */
+typedef struct gc_strslot {
+    uint32_t tag; /* high hash bits, 0 = empty slot */
+    int32_t val;
+    uint64_t pre; /* bytes 0..6 of the key (zero padded), byte 7 = min(length, 255) */
+} gc_strslot;
+
 typedef struct gc_strmap {
-    uint32_t *tags;  /* high hash bits, 0 = empty slot */
-    int32_t *vals;
+    gc_strslot *slots;
     size_t mask, n;
     const char *const *strs;
     const uint32_t *lens;
@@ -62,16 +74,32 @@ gc_status gc_strmap_init(gc_strmap *m, size_t expected, const char *const *strs,
  * replace is set. The table must have been sized for all insertions. */
 void gc_strmap_put(gc_strmap *m, int32_t v, int replace);
 int32_t gc_strmap_get(const gc_strmap *m, const char *s, size_t n); /* -1 if absent */
+/* The same with h = gc_hash_bytes(s, n) computed ahead, after gc_strmap_prefetch(m, h):
+ * bulk lookups (loading 515k merges) overlap their cache misses this way. */
+int32_t gc_strmap_get_hashed(const gc_strmap *m, const char *s, size_t n, uint64_t h);
+static inline void gc_strmap_prefetch(const gc_strmap *m, uint64_t h)
+{
+    __builtin_prefetch(&m->slots[h & m->mask]);
+}
 void gc_strmap_free(gc_strmap *m);
 
 /* uint64 -> uint64, key UINT64_MAX reserved. Fixed capacity chosen at init. */
+typedef struct gc_u64slot {
+    uint64_t k, v;
+} gc_u64slot;
+
 typedef struct gc_u64map {
-    uint64_t *keys, *vals;
+    gc_u64slot *slots;
     size_t mask, n;
 } gc_u64map;
 
 gc_status gc_u64map_init(gc_u64map *m, size_t expected, gc_err *e);
 void gc_u64map_put(gc_u64map *m, uint64_t k, uint64_t v); /* capacity must allow it */
+static inline uint64_t gc_u64_mix(uint64_t k);
+static inline void gc_u64map_prefetch(const gc_u64map *m, uint64_t k)
+{
+    __builtin_prefetch(&m->slots[gc_u64_mix(k) & m->mask]);
+}
 static inline uint64_t gc_u64_mix(uint64_t k)
 {
     k ^= k >> 33;
@@ -83,12 +111,12 @@ static inline int gc_u64map_get(const gc_u64map *m, uint64_t k, uint64_t *v)
 {
     size_t i = gc_u64_mix(k) & m->mask;
     for (;;) {
-        uint64_t kk = m->keys[i];
-        if (kk == k) {
-            *v = m->vals[i];
+        const gc_u64slot *sl = &m->slots[i];
+        if (sl->k == k) {
+            *v = sl->v;
             return 1;
         }
-        if (kk == UINT64_MAX)
+        if (sl->k == UINT64_MAX)
             return 0;
         i = (i + 1) & m->mask;
     }
@@ -179,16 +207,24 @@ typedef struct gc_bpe {
     int byte_fallback, fuse_unk, ignore_merges;
 } gc_bpe;
 
+typedef struct gc_bpe_cand {
+    uint64_t key;   /* rank << 32 | position of the left symbol */
+    int32_t new_id; /* the merged token */
+} gc_bpe_cand;
+
 typedef struct gc_bpe_scratch {
     int32_t *sym_id, *prev, *next;
     uint32_t *len;
     size_t sym_cap;
-    uint64_t *heap_key; /* rank << 32 | pos */
-    int32_t *heap_new;
+    struct gc_bpe_cand *heap; /* candidate merges, a 4-ary min-heap on key */
     size_t heap_n, heap_cap;
 } gc_bpe_scratch;
 
-gc_status gc_bpe_parse(const cJSON *model, gc_bpe *b, gc_err *e);
+/* model: the "model" object (its vocab and merges replaced by {} and []); the vocab and
+ * merges are read from doc's spans by tokenizer_json.c. */
+gc_status gc_bpe_parse(const cJSON *model, const char *doc, gc_span vocab_json, gc_span merges_json,
+                       gc_bpe *b, gc_err *e);
+
 void gc_bpe_free(gc_bpe *b);
 gc_status gc_bpe_encode(const gc_bpe *b, const char *s, size_t n, gc_bpe_scratch *sc,
                         gc_ids *out, gc_err *e);
@@ -210,6 +246,14 @@ gc_status gc_decoder_parse(const cJSON *j, gc_decoder **out, gc_err *e);
 void gc_decoder_free(gc_decoder *d);
 /* Runs the decoder chain over the tokens; the result is the concatenation of *io. */
 gc_status gc_decoder_apply(const gc_decoder *d, gc_strlist *io, gc_err *e);
+
+/* ---- tokenizer_json.c: fast reading of model.vocab and model.merges ---- */
+/* Locates model.vocab and model.merges in tokenizer.json; *rest (malloc'd) is the document
+ * with them replaced by {} and [] for cJSON. */
+gc_status gc_tokjson_split(const char *doc, size_t n, gc_span *vocab, gc_span *merges,
+                           char **rest, size_t *rest_n, gc_err *e);
+gc_status gc_tokjson_vocab(const char *s, size_t n, gc_bpe *b, gc_err *e);
+gc_status gc_tokjson_merges(const char *s, size_t n, gc_bpe *b, gc_err *e);
 
 /* ---- JSON helpers (tokenizer.c) --------------------------------------------------------- */
 /* "pattern": {"String": "..."} -> the string; {"Regex": ...} -> GC_EUNSUPPORTED naming `what`. */
