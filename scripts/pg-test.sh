@@ -1,32 +1,49 @@
 #!/bin/sh
 # PostgreSQL tests: build, `make install`, then in throwaway clusters (pg_virtualenv):
 #   1. the pg_regress suites (sql/*.sql vs expected/*.out): make installcheck
-#   2. the same suites for the basic functions with shared_preload_libraries = 'gemmaclf'
+#   2. the basic suites again with shared_preload_libraries = 'gemmaclf'
 #   3. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+# Ends with "postgres: N passed, M failed" (one per pg_regress test, one for agreement).
 # Run as root (CI) or as a user who may write to the PostgreSQL install directories.
 # GC_SHARED: the shared reference folder (default ../shared), exported as an absolute path.
-set -eu
+set -u
 cd "$(dirname "$0")/.."
-GC_SHARED=$(cd "${GC_SHARED:-../shared}" && pwd)
+GC_SHARED=$(cd "${GC_SHARED:-../shared}" && pwd) || { echo "reference data not found"; exit 1; }
 export GC_SHARED
 JOBS=${JOBS:-2}
+LOG=$(mktemp /tmp/gemmaclf-pgtest-XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+passed=0 failed=0
 
-make -j"$JOBS" all
-make install
+make -j"$JOBS" all && make install || { echo "postgres: 0 passed, 1 failed (build/install)"; exit 1; }
 
-run_regress() {
-    # $1: extra pg_virtualenv options; $2: REGRESS override (empty = all suites)
+# pg_regress in a fresh cluster; $1 extra pg_virtualenv options, $2 REGRESS override.
+regress() {
     if [ -n "$2" ]; then
-        pg_virtualenv $1 sh -c "make installcheck REGRESS='$2' || { cat regression.diffs; exit 1; }"
+        pg_virtualenv $1 make installcheck REGRESS="$2" >"$LOG" 2>&1
     else
-        pg_virtualenv $1 sh -c 'make installcheck || { cat regression.diffs; exit 1; }'
+        pg_virtualenv $1 make installcheck >"$LOG" 2>&1
     fi
+    rc=$?
+    grep -E '^(not )?ok |^test |tests (passed|failed)' "$LOG"
+    p=$(grep -cE '^test .* \.\.\. ok|^ok ' "$LOG")
+    f=$(grep -cE '^test .* \.\.\. FAILED|^not ok ' "$LOG")
+    if [ "$rc" -ne 0 ]; then
+        [ -f regression.diffs ] && cat regression.diffs
+        [ "$f" -eq 0 ] && { f=1; tail -30 "$LOG"; }
+    fi
+    passed=$((passed + p)); failed=$((failed + f))
 }
 
 echo "== pg_regress"
-run_regress "" ""
+regress "" ""
 echo "== pg_regress with shared_preload_libraries = gemmaclf"
-run_regress "-o shared_preload_libraries=gemmaclf" "classify classify_array scores trigger parallel model_info"
+regress "-o shared_preload_libraries=gemmaclf" "classify classify_array scores trigger parallel model_info"
 echo "== agreement with transformers (dev set)"
-pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql'
-echo "pg-test: all passed"
+if pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql'; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+echo "postgres: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
