@@ -62,6 +62,11 @@ CREATE TRIGGER b7 BEFORE INSERT ON bad FOR EACH STATEMENT
     EXECUTE FUNCTION gemmaclf_flag_hate('body', 'label');
 INSERT INTO bad VALUES ('x');
 DROP TRIGGER b7 ON bad;
+CREATE TABLE narrow (body text, label varchar(4));
+CREATE TRIGGER b8 BEFORE INSERT ON narrow FOR EACH ROW
+    EXECUTE FUNCTION gemmaclf_flag_hate('body', 'label');
+INSERT INTO narrow VALUES ('x');
+DROP TABLE narrow;
 SELECT count(*) FROM bad;
 
 DROP TABLE comments, comments2, bad;

@@ -7,6 +7,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -15,6 +16,22 @@
 #define USAGE_HINT \
     "Use CREATE TRIGGER ... BEFORE INSERT OR UPDATE OF text_column ON table FOR EACH ROW " \
     "EXECUTE FUNCTION gemmaclf_flag_hate('text_column', 'label_column' [, 'scores_column'])."
+
+/* The trigger writes the label datum as is, so a varchar(n) label column must fit every label. */
+static void check_label_width(const char *name, int width)
+{
+    const gc_classifier *c = gcpg_classifier();
+
+    for (int l = 0; l < gc_classifier_n_labels(c); l++) {
+        text *t = gcpg_label_text(gc_classifier_label(c, l));
+
+        if (pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > width)
+            ereport(ERROR, (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+                            errmsg("gemmaclf_flag_hate: label column \"%s\" is varchar(%d), too "
+                                   "short for the label \"%s\"", name, width,
+                                   gc_classifier_label(c, l))));
+    }
+}
 
 /* attnum of a user column named by a trigger argument, type-checked. */
 static int trigger_column(Relation rel, const char *name, const char *role, char kind)
@@ -40,6 +57,8 @@ static int trigger_column(Relation rel, const char *name, const char *role, char
                         errhint(kind == 's'   ? "The text column must be text, varchar or char."
                                 : kind == 'l' ? "The label column must be text or varchar."
                                               : "The scores column must be jsonb.")));
+    if (kind == 'l' && TupleDescAttr(td, att - 1)->atttypmod >= 0)
+        check_label_width(name, TupleDescAttr(td, att - 1)->atttypmod - VARHDRSZ);
     return att;
 }
 
