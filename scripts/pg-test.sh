@@ -37,8 +37,20 @@ regress() {
 
 echo "== pg_regress"
 regress "" ""
-echo "== pg_regress with shared_preload_libraries = gemmaclf"
-regress "-o shared_preload_libraries=gemmaclf" "classify classify_array scores trigger parallel model_info"
+echo "== pg_regress with shared_preload_libraries = gemmaclf (postmaster loads the reference model)"
+REF=$GC_SHARED/reference/hf-trained-classifier
+regress "-o shared_preload_libraries=gemmaclf -o gemmaclf.model_path=$REF" \
+    "classify classify_array scores trigger parallel model_info"
+echo "== preloading: model and session come from the postmaster"
+if pg_virtualenv -o shared_preload_libraries=gemmaclf -o "gemmaclf.model_path=$REF" \
+    psql -X -At -c "CREATE EXTENSION gemmaclf" \
+    -c "SELECT 'preloaded: ' || (gemmaclf_model_info()->>'preloaded')" \
+    -c "SELECT 'label: ' || classify_hate('Sali')" 2>&1 | tee "$LOG" | grep -E '^(preloaded|label):' &&
+    grep -q '^preloaded: true' "$LOG" && grep -q '^label: Hate' "$LOG"; then
+    passed=$((passed + 1))
+else
+    cat "$LOG"; failed=$((failed + 1))
+fi
 echo "== agreement with transformers (dev set)"
 if pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql'; then
     passed=$((passed + 1))

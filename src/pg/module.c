@@ -16,6 +16,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
+#include "cuda_plugin.h"
 #include "model_locate.h"
 
 PG_MODULE_MAGIC;
@@ -154,29 +155,47 @@ const gc_classifier *gcpg_classifier(void)
     return clf;
 }
 
+/* The device a session must be created for: AUTO is CPU when there is no CUDA plugin at all
+ * (dlopen only, after fork), so a session preloaded for the CPU can serve it. */
+static int wanted_device(void)
+{
+    if (gemmaclf_device == GC_DEVICE_AUTO && gc_cuda_load(NULL) == NULL)
+        return GC_DEVICE_CPU;
+    return gemmaclf_device;
+}
+
+static gc_status new_session(const gc_classifier *c, int threads, int device, gc_err *e)
+{
+    gc_session_opts o = {.ctx = {.threads = threads, .device = (gc_device)device,
+                                 .interrupt = pg_interrupt},
+                         .batch_size = gemmaclf_batch_size,
+                         .max_input_tokens = gemmaclf_max_input_tokens};
+    gc_status st = gc_session_new(c, &o, &sess, e);
+
+    if (st == GC_OK) {
+        sess_threads = threads;
+        sess_device = device;
+    }
+    return st;
+}
+
 static gc_session *session(void)
 {
     const gc_classifier *c = gcpg_classifier();
     /* Parallel workers run beside their leader: one BLAS thread each, not a pool each. */
     int threads = IsParallelWorker() ? 1 : gemmaclf_threads;
+    int device = wanted_device();
     gc_err e = {0};
     gc_status st;
 
-    if (sess && (sess_threads != threads || sess_device != gemmaclf_device))
+    if (sess && (sess_threads != threads || sess_device != device))
         drop_session();
     if (!sess) {
-        gc_session_opts o = {.ctx = {.threads = threads, .device = (gc_device)gemmaclf_device,
-                                     .interrupt = pg_interrupt},
-                             .batch_size = gemmaclf_batch_size,
-                             .max_input_tokens = gemmaclf_max_input_tokens};
-
-        st = gc_session_new(c, &o, &sess, &e);
+        st = new_session(c, threads, device, &e);
         if (st != GC_OK)
             ereport(ERROR, (errcode(sqlstate_of(st)),
                             errmsg("could not start a gemmaclf session: %s", e.msg),
                             st == GC_EDEVICE ? errhint("Set gemmaclf.device = 'cpu'.") : 0));
-        sess_threads = threads;
-        sess_device = gemmaclf_device;
     }
     gc_session_set_limits(sess, gemmaclf_batch_size, gemmaclf_max_input_tokens);
     return sess;
@@ -331,8 +350,14 @@ void _PG_init(void)
      * every backend shares the pages. A failure must not stop the server: log it, and the
      * first use in a backend reports it as an ERROR. */
     if (process_shared_preload_libraries_in_progress && load_classifier(WARNING)) {
+        gc_err e = {0};
+
         clf_preloaded = true;
         ereport(LOG, (errmsg("gemmaclf: loaded model \"%s\" in %.1f ms", clf_path,
                              gc_classifier_load_ms(clf))));
+        /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA): a
+         * backend whose settings match starts classifying without computing it. */
+        if (new_session(clf, 1, GC_DEVICE_CPU, &e) != GC_OK)
+            ereport(LOG, (errmsg("gemmaclf: no preloaded session: %s", e.msg)));
     }
 }
