@@ -324,6 +324,14 @@ static void test_cli(void)
     f = popen(cmd, "r");
     CHECK(f && fgets(line, sizeof line, f) && strstr(line, "{\"generated\":\"Hate\"}"), "generate: %s", line);
     CHECK(f && pclose(f) == 0, "generate exit");
+    /* Without MODEL_DIR: $GEMMACLF_MODEL names the default model. */
+    snprintf(cmd, sizeof cmd, "printf '%%s\\n' '\"Sali\"' | GEMMACLF_MODEL=%s %s classify", abs, bin);
+    f = popen(cmd, "r");
+    CHECK(f && fgets(line, sizeof line, f) && strstr(line, "\"label\":\"Hate\""), "GEMMACLF_MODEL: %s", line);
+    CHECK(f && pclose(f) == 0, "classify with GEMMACLF_MODEL exit");
+    snprintf(cmd, sizeof cmd, "GEMMACLF_MODEL=/nonexistent %s classify </dev/null 2>/dev/null", bin);
+    f = popen(cmd, "r");
+    CHECK(f && pclose(f) != 0, "a missing model is a non-zero exit");
     snprintf(cmd, sizeof cmd, "%s info %s", bin, abs);
     f = popen(cmd, "r");
     char all[8192] = "";
