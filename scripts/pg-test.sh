@@ -2,7 +2,8 @@
 # PostgreSQL tests: build, `make install`, then in throwaway clusters (pg_virtualenv):
 #   1. the pg_regress suites (sql/*.sql vs expected/*.out): make installcheck
 #   2. the basic suites again with shared_preload_libraries = 'gemmaclf'
-#   3. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+#   3. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
+#   4. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 # Ends with "postgres: N passed, M failed" (one per pg_regress test, one for agreement).
 # Run as root (CI) or as a user who may write to the PostgreSQL install directories.
 # GC_SHARED: the shared reference folder (default ../shared), exported as an absolute path.
@@ -50,6 +51,12 @@ if pg_virtualenv -o shared_preload_libraries=gemmaclf -o "gemmaclf.model_path=$R
     passed=$((passed + 1))
 else
     cat "$LOG"; failed=$((failed + 1))
+fi
+echo "== two sessions share one gemmaclf_classify_table run"
+if pg_virtualenv sh test/pg_concurrent.sh; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
 fi
 echo "== agreement with transformers (dev set)"
 if pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql'; then
