@@ -17,16 +17,35 @@ SQL
 ROWS=$(q -c "SELECT count(*) FROM bench")
 q -c "SELECT classify_hate('warm up')" >/dev/null   # page cache warm; not the first-call test
 
-rate() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%8.1f rows/s  (%d rows in %.2f s)\n", n / (ms / 1000), n, ms / 1000 }'; }
+# wall ms and backend CPU ms (utime+stime from /proc, 10 ms ticks) of one statement
+timed_cpu() {
+    cat >/tmp/gemmaclf-bench-$$.sql <<SQL
+SELECT pg_backend_pid() AS bpid \gset
+\setenv BPID :bpid
+\! awk '{ print (\$14 + \$15) * 10 }' /proc/\$BPID/stat > /tmp/gemmaclf-bench-cpu0-$$
+\timing on
+$1
+\timing off
+\! awk '{ print (\$14 + \$15) * 10 }' /proc/\$BPID/stat > /tmp/gemmaclf-bench-cpu1-$$
+SQL
+    wall=$(psql -X -q -v ON_ERROR_STOP=1 -f /tmp/gemmaclf-bench-$$.sql 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
+    cpu=$(( $(cat /tmp/gemmaclf-bench-cpu1-$$) - $(cat /tmp/gemmaclf-bench-cpu0-$$) ))
+    rm -f /tmp/gemmaclf-bench-$$.sql /tmp/gemmaclf-bench-cpu?-$$
+    echo "$wall $cpu"
+}
+rate() { # rows, "wall_ms cpu_ms"
+    set -- "$1" $2
+    awk -v n="$1" -v ms="$2" -v cpu="$3" 'BEGIN { printf "%7.1f rows/s wall (%d rows in %.2f s); %7.1f rows per backend CPU-second\n", n / (ms / 1000), n, ms / 1000, (cpu > 0 ? n / (cpu / 1000) : 0) }'
+}
 
 if [ "$MODE" = full ]; then
-    ms=$(timed "UPDATE bench SET label = classify_hate(body);")
-    printf 'per-row  UPDATE ... SET label = classify_hate(body):   '; rate "$ROWS" "$ms"
-    ms=$(timed "SELECT sum(cardinality(classify_hate(a))) FROM (SELECT array_agg(body) a FROM bench GROUP BY (id - 1) / 256) s;")
-    printf 'batched  classify_hate(text[]) x 256:                   '; rate "$ROWS" "$ms"
+    r=$(timed_cpu "UPDATE bench SET label = classify_hate(body);")
+    printf 'per-row  UPDATE ... SET label = classify_hate(body): '; rate "$ROWS" "$r"
+    r=$(timed_cpu "SELECT sum(cardinality(classify_hate(a))) FROM (SELECT array_agg(body) a FROM bench GROUP BY (id - 1) / 256) s;")
+    printf 'batched  classify_hate(text[]), arrays of 256:       '; rate "$ROWS" "$r"
     q -c "UPDATE bench SET label = NULL" >/dev/null
-    ms=$(printf '\\timing on\nSET client_min_messages = warning;\nCALL gemmaclf_classify_table(%s, %s, %s, 256);\n' "'bench'" "'body'" "'label'" | psql -X -q -v ON_ERROR_STOP=1 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
-    printf 'batched  CALL gemmaclf_classify_table(..., 256):        '; rate "$ROWS" "$ms"
+    r=$(timed_cpu "SET client_min_messages = warning; CALL gemmaclf_classify_table('bench', 'body', 'label', 256);")
+    printf 'batched  CALL gemmaclf_classify_table(..., 256):     '; rate "$ROWS" "$r"
 fi
 
 # First call in a new connection (median of 5): loads the model unless preloaded.
