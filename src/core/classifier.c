@@ -245,6 +245,14 @@ void gc_session_set_limits(gc_session *s, int batch_size, int max_input_tokens)
                                                     : GC_DEFAULT_MAX_INPUT_TOKENS;
 }
 
+static size_t label_tokens_max(const gc_classifier *c)
+{
+    size_t m = 0;
+    for (int l = 0; l < c->cfg.n_labels; l++)
+        m = c->label_ids[l].n > m ? c->label_ids[l].n : m;
+    return m;
+}
+
 static int is_ascii_space(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
@@ -264,6 +272,11 @@ gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids 
     while (len > 0 && is_ascii_space(*text))
         text++, len--;
     size_t max_tok = (size_t)s->opts.max_input_tokens;
+    /* Never past the positions the model was trained for (prompt markers and labels included). */
+    size_t fixed_ids = c->head.n + c->tail.n + label_tokens_max(c) + 8;
+    size_t max_pos = (size_t)gc_model_config(c->model)->max_position_embeddings;
+    if (max_pos > fixed_ids && max_tok > max_pos - fixed_ids)
+        max_tok = max_pos - fixed_ids;
     size_t cap = max_tok * 64 > 4096 ? max_tok * 64 : 4096;
     if (len > cap)
         len = gc_utf8_cut(text, cap);

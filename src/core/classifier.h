@@ -11,8 +11,9 @@
  * are summed. probabilities = softmax(score + bias) over the labels, so they sum to 1, and the
  * label is the arg-max — what greedy generation answers when it produces a label.
  *
- * Truncation: the comment's tokens are capped at max_input_tokens (the first ones are kept); the
- * chat markers before and after the comment are always kept. Texts are cut to
+ * Truncation: the comment's tokens are capped at max_input_tokens (the first ones are kept), and
+ * so that the prompt fits the model's max_position_embeddings; the chat markers before and after
+ * the comment are always kept. Texts are cut to
  * max(4096, 64 * max_input_tokens) bytes before tokenizing so that huge inputs cost little.
  * Invalid UTF-8 bytes are replaced by U+FFFD. Results never depend on the other texts of a batch. */
 #ifndef GC_CLASSIFIER_H

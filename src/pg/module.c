@@ -335,10 +335,11 @@ static void define_gucs(void)
                             256, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("gemmaclf.max_input_tokens",
                             "Comment tokens kept per text; longer comments keep their first ones.",
-                            NULL, &gemmaclf_max_input_tokens, GC_DEFAULT_MAX_INPUT_TOKENS, 1,
-                            1 << 20, PGC_USERSET, 0, NULL, NULL, NULL);
+                            "At most 8192, and never more than the model's context allows.",
+                            &gemmaclf_max_input_tokens, GC_DEFAULT_MAX_INPUT_TOKENS, 1,
+                            8192, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("gemmaclf.batch_size", "Texts per forward pass in batched calls.",
-                            NULL, &gemmaclf_batch_size, GC_DEFAULT_BATCH_SIZE, 1, 65536,
+                            NULL, &gemmaclf_batch_size, GC_DEFAULT_BATCH_SIZE, 1, 4096,
                             PGC_USERSET, 0, NULL, NULL, NULL);
     MarkGUCPrefixReserved("gemmaclf");
 }
