@@ -3,7 +3,8 @@
 #   1. the pg_regress suites (sql/*.sql vs expected/*.out): make installcheck
 #   2. the basic suites again with shared_preload_libraries = 'gemmaclf'
 #   3. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
-#   4. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+#   4. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
+#   5. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 # Ends with "postgres: N passed, M failed" (one per pg_regress test, one for agreement).
 # Run as root (CI) or as a user who may write to the PostgreSQL install directories.
 # GC_SHARED: the shared reference folder (default ../shared), exported as an absolute path.
@@ -12,6 +13,9 @@ cd "$(dirname "$0")/.."
 GC_SHARED=$(cd "${GC_SHARED:-../shared}" && pwd) || { echo "reference data not found"; exit 1; }
 export GC_SHARED
 JOBS=${JOBS:-2}
+# Python with torch for test/pg_bf16.sh (scripts/test.sh exports it; else the repo's .venv)
+GC_PYTHON=${GC_PYTHON:-$(pwd)/.venv/bin/python}
+export GC_PYTHON
 LOG=$(mktemp /tmp/gemmaclf-pgtest-XXXXXX)
 trap 'rm -f "$LOG"' EXIT
 passed=0 failed=0
@@ -57,6 +61,13 @@ if pg_virtualenv sh test/pg_concurrent.sh; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))
+fi
+echo "== BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache"
+if pg_virtualenv sh test/pg_bf16.sh >"$LOG" 2>&1; then
+    grep -v '^Creating\|^Dropping' "$LOG"
+    grep -q '^skipped' "$LOG" || passed=$((passed + 1))
+else
+    cat "$LOG"; failed=$((failed + 1))
 fi
 echo "== agreement with transformers (dev set)"
 if pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql'; then

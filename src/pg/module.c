@@ -2,6 +2,7 @@
  * lazily on first use), text conversion, and the one place that calls the core classifier. */
 #include "gemmaclf_pg.h"
 
+#include <errno.h>
 #include <sys/stat.h>
 
 #include "access/parallel.h"
@@ -10,6 +11,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -116,7 +118,7 @@ static bool load_classifier(int elevel)
 {
     const char *setting = gemmaclf_model_path ? gemmaclf_model_path : "";
     const char *why = NULL;
-    char dir[MAXPGPATH];
+    char dir[MAXPGPATH], cache[MAXPGPATH];
     gc_err e = {0};
     gc_classifier_opts opts = {0};
     gc_classifier *c = NULL;
@@ -129,6 +131,14 @@ static bool load_classifier(int elevel)
                          errhint(MODEL_HINT)));
         return false;
     }
+    /* BF16/F16 weights are converted to F32 once, into $PGDATA/gemmaclf_cache, and mapped
+     * from there by every backend (without the directory: converted in each backend's memory). */
+    snprintf(cache, sizeof cache, "%s/gemmaclf_cache", DataDir);
+    if (MakePGDirectory(cache) == 0 || errno == EEXIST)
+        opts.cache_dir = cache;
+    else
+        ereport(LOG, (errcode_for_file_access(),
+                      errmsg("gemmaclf: could not create cache directory \"%s\": %m", cache)));
     drop_session();
     gc_classifier_free(clf);
     clf = NULL;
