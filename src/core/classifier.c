@@ -155,6 +155,17 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
         gc_classifier_free(c);
         return st;
     }
+    /* Sequence scoring scores "label<end_of_turn>": without the end of the turn a label that is
+     * the start of another ("Extreme" / "Extreme Hate") would also collect the other's mass. */
+    int32_t end = gc_tokenizer_token_id(c->tok, "<end_of_turn>");
+    if (end < 0)
+        end = gc_tokenizer_eos_id(c->tok);
+    for (int i = 0; !c->first_token && end >= 0 && i < c->cfg.n_labels && !st; i++)
+        st = gc_ids_push(&c->label_ids[i], end, e);
+    if (st) {
+        gc_classifier_free(c);
+        return st;
+    }
     const gc_config *cfg = gc_model_config(c->model);
     for (int i = 0; i < cfg->n_eos; i++)
         add_stop(c, cfg->eos_token_ids[i]);

@@ -8,7 +8,7 @@
  * Scoring: each label is a continuation of the chat prompt (its plain token ids). When the
  * labels' first tokens differ, one forward pass over the prompt gives the logits of those first
  * tokens at the last position; otherwise the log-probabilities of each label's full token sequence
- * are summed. probabilities = softmax(score + bias) over the labels, so they sum to 1, and the
+ * followed by <end_of_turn> (what generation would produce) are summed. probabilities = softmax(score + bias) over the labels, so they sum to 1, and the
  * label is the arg-max — what greedy generation answers when it produces a label.
  *
  * Truncation: the comment's tokens are capped at max_input_tokens (the first ones are kept), and
@@ -50,7 +50,7 @@ const char *gc_classifier_dir(const gc_classifier *c);
 double gc_classifier_load_ms(const gc_classifier *c); /* wall time of gc_classifier_open */
 int gc_classifier_first_token_scoring(const gc_classifier *c); /* 1: one pass, first tokens */
 int gc_classifier_shared_prefix_len(const gc_classifier *c);  /* ids cached per session */
-/* Token ids of label i (plain encode). */
+/* Token ids scored for label i: its plain encoding (+ <end_of_turn> in sequence scoring). */
 const int32_t *gc_classifier_label_ids(const gc_classifier *c, int i, int *n);
 
 /* Stop ids for generation: config eos ids, the tokenizer's eos and <end_of_turn>. */
