@@ -115,5 +115,29 @@ int main(void)
         CHECK(st == bad[i].want, "%s: got %s (%s)", bad[i].json, gc_status_name(st), e.msg);
         CHECK(st == GC_OK || strstr(e.msg, "config"), "message names the config: %s", e.msg);
     }
+    /* mutated configs: never a crash; whatever parses satisfies the invariants */
+    char *base = slurp(gct_shared("reference/hf-tiny/tiny_mqa_bf16_scaled/config.v4.json"));
+    if (base) {
+        size_t n = strlen(base);
+        uint32_t r = 88675123u;
+        int ok = 0, sane = 1;
+        for (int it = 0; it < 3000; it++) {
+            char *m = strdup(base);
+            for (int k = 0; k < 1 + it % 3; k++) {
+                r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+                m[r % n] = "0123456789-.e,:{}[]\"tnx "[(r >> 12) % 25];
+            }
+            if (parse(m, &c, &e) == GC_OK) {
+                ok++;
+                sane &= c.n_layers >= 1 && c.n_layers <= GC_MAX_LAYERS && c.hidden_size > 0 &&
+                        c.head_dim > 0 && c.head_dim % 2 == 0 && c.n_kv_heads > 0 &&
+                        c.n_heads % c.n_kv_heads == 0 && c.vocab_size > 0 && c.sliding_window > 0;
+            }
+            free(m);
+        }
+        CHECK(sane, "a mutated config parsed into an invalid gc_config");
+        printf("mutated configs: %d of 3000 still parsed (all valid)\n", ok);
+        free(base);
+    }
     return gct_finish("test_config");
 }

@@ -184,6 +184,9 @@ static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc
         (st = get_int(tc, "sliding_window", &c->sliding_window, e)) ||
         (st = get_int(tc, "max_position_embeddings", &c->max_position_embeddings, e)))
         return st;
+    if (fabs(eps) > 1.0 || fabs(qpas) > 1e30 || fabs(asc) > 1e30 || fabs(fsc) > 1e30)
+        return gc_fail(e, GC_EFORMAT, "config: rms_norm_eps, query_pre_attn_scalar or a "
+                                      "soft-capping value is out of range");
     c->rms_norm_eps = (float)eps;
     c->query_pre_attn_scalar = (float)qpas;
     c->attn_softcap = (float)asc;

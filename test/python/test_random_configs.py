@@ -18,7 +18,8 @@ import tempfile
 
 try:
     import torch
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import (Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration,
+                              Gemma3TextConfig, SiglipVisionConfig)
 except Exception as exc:  # noqa: BLE001 - any import failure means we cannot compare
     print(f"skipped: transformers not installed ({exc.__class__.__name__}: {exc})")
     sys.exit(0)
@@ -42,7 +43,8 @@ def random_config(rng, i):
         full = {"rope_type": "linear", "factor": rng.choice([2.0, 8.0]), "rope_theta": 1e6}
     cfg = dict(
         vocab_size=rng.randint(100, 700),
-        hidden_size=rng.choice([32, 48, 64, 96]),
+        # transformers insists that hidden_size is a multiple of num_attention_heads
+        hidden_size=rng.choice([h for h in (32, 48, 64, 96) if h % n_heads == 0]),
         intermediate_size=rng.choice([64, 96, 160]),
         num_hidden_layers=n_layers,
         num_attention_heads=n_heads,
@@ -92,6 +94,36 @@ def run_cli(gc_bin, path, seqs):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
+def multimodal_case(gc_bin, rng):
+    """A tiny Gemma3ForConditionalGeneration: gemmaclf reads text_config and the language
+    model's weights (saved under language_model.*) and must match its text-only logits."""
+    text = dict(vocab_size=300, hidden_size=48, intermediate_size=96, num_hidden_layers=3,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                query_pre_attn_scalar=16, max_position_embeddings=256)
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                num_attention_heads=2, image_size=28, patch_size=14)
+    cfg = Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                       boi_token_index=290, eoi_token_index=291, image_token_index=292)
+    torch.manual_seed(rng.randint(0, 2**31))
+    model = Gemma3ForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3 if p.dim() == 1 else 0.15)
+    seqs = [[rng.randrange(290) for _ in range(n)] for n in (3, 11)]
+    with tempfile.TemporaryDirectory(prefix="gc-randcfg-") as path:
+        model.save_pretrained(path)
+        got = run_cli(gc_bin, path, seqs)
+    worst, ok = 0.0, len(got) == len(seqs)
+    for s, g in zip(seqs, got):
+        with torch.no_grad():
+            ref = model(input_ids=torch.tensor([s])).logits[0].float()
+        g = torch.tensor(g, dtype=torch.float32)
+        err = ((g - ref).abs().max() / ref.abs().max()).item()
+        worst = max(worst, err)
+        ok = ok and err <= TOL and torch.equal(g.argmax(-1), ref.argmax(-1))
+    return ok, worst
+
+
 def main():
     gc_bin = os.environ.get("GC_BIN", "bin/gemmaclf")
     if not os.access(gc_bin, os.X_OK):
@@ -136,6 +168,15 @@ def main():
                 print(f"FAIL {desc}: {exc}")
         passed += ok
         failed += not ok
+    try:
+        ok, worst = multimodal_case(gc_bin, rng)
+        print(f"{'ok  ' if ok else 'FAIL'} multimodal Gemma3ForConditionalGeneration: "
+              f"max rel err {worst:.3g}")
+    except Exception as exc:  # noqa: BLE001
+        ok = False
+        print(f"FAIL multimodal Gemma3ForConditionalGeneration: {exc}")
+    passed += ok
+    failed += not ok
     print(f"test_random_configs: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
