@@ -28,3 +28,15 @@ COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/gemmaclf_broken';
 -- back to a good model: works again in the same session
 SET gemmaclf.model_path = :'ref';
 SELECT classify_hate('Sali');
+-- device = cuda without a usable GPU/plugin is a clean ERROR (SQLSTATE 38000, HINT: device = cpu);
+-- with one it classifies
+SET gemmaclf.device = 'cuda';
+CREATE TEMP TABLE cuda_try (outcome text);
+DO $$ BEGIN
+  INSERT INTO cuda_try VALUES (classify_hate('Sali'));
+EXCEPTION WHEN external_routine_exception THEN
+  INSERT INTO cuda_try VALUES ('clean error');
+END $$;
+SELECT outcome IN ('Hate', 'clean error') AS cuda_ok_or_clean_error FROM cuda_try;
+RESET gemmaclf.device;
+SELECT classify_hate('Sali') AS after_reset;
