@@ -31,3 +31,8 @@ install-gemmaclf-models:
 
 # No JIT bitcode: the core objects are built by our own rules (PGXS would want a .bc for each).
 override with_llvm = no
+
+uninstall: uninstall-gemmaclf-models
+.PHONY: uninstall-gemmaclf-models
+uninstall-gemmaclf-models:
+	rm -rf '$(DESTDIR)$(datadir)/extension/gemmaclf_models'
