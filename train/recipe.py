@@ -142,6 +142,7 @@ def sft_args(out_dir, cfg, epochs, lr, seed, smoke):
         report_to="none", seed=seed, data_seed=seed, use_cpu=True, dataloader_num_workers=0,
         dataloader_pin_memory=False, train_sampling_strategy="group_by_length", max_length=512,
         bf16=False, fp16=False, disable_tqdm=True, packing=False,
+        gradient_checkpointing=False,  # TRL's default (True) recomputes activations: pure cost here
     )
 
 
@@ -192,9 +193,18 @@ def main(argv=None):
                          "between equally frequent pairs in hash order, so fresh tokenizers differ slightly)")
     # 1 thread: on the shared 2-core machine, 2 OpenMP threads ran 7x SLOWER than 1 under load
     # (measured 220 vs 1,524 tokens/s for a training step); use --threads 2 on an idle machine
+    ap.add_argument("--reuse-lm", action="store_true",
+                    help="start SFT from OUT/lm_model (saved by an earlier run's LM phase) instead of redoing it")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe setting, e.g. --set lm_epochs=2 --set not_hate_fraction=1.0")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("GC_TRAIN_THREADS", "1")))
     args = ap.parse_args(argv)
-    cfg = SMOKE if args.smoke else FULL
+    cfg = dict(SMOKE if args.smoke else FULL)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        if k not in cfg:
+            ap.error("unknown setting %s" % k)
+        cfg[k] = type(cfg[k])(v) if cfg[k] is not None else int(v)
     out = os.path.abspath(args.out or os.path.join(HERE, "out", "smoke" if args.smoke else "full"))
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -219,7 +229,9 @@ def main(argv=None):
     t = time.time()
     tok_dir = os.path.join(out, "tokenizer")
     tok_rows = train_rows if not args.smoke else train_d
-    if args.tokenizer:
+    if args.reuse_lm:  # the LM-phase model was trained with the tokenizer already in OUT/tokenizer
+        nvocab = tokenizer_train.copy_tokenizer(os.path.join(tok_dir, "tokenizer.json"), tok_dir)
+    elif args.tokenizer:
         nvocab = tokenizer_train.copy_tokenizer(args.tokenizer, tok_dir)
     else:
         _, nvocab = tokenizer_train.train_tokenizer(tok_rows, cfg["vocab_size"], tok_dir)
@@ -241,13 +253,25 @@ def main(argv=None):
 
     # 3. LM phase on the (distinct) training comments, as they appear after the prompt prefix (" " + text)
     t = time.time()
-    lm_ds = Dataset.from_list([{"text": " " + clip(r["text"])} for r in train_d]).shuffle(seed=args.seed)
-    lm_args = sft_args(os.path.join(out, "lm"), cfg, cfg["lm_epochs"], cfg["lm_lr"], args.seed, args.smoke)
-    lm_args.eos_token = "<eos>"
-    trainer = Trainer(model=model, args=lm_args, train_dataset=lm_ds, processing_class=tok)
-    lm_res = trainer.train()
-    timings["lm_phase_s"] = time.time() - t
-    log("LM phase: loss %.4f in %.0f s" % (lm_res.training_loss, timings["lm_phase_s"]))
+    lm_dir = os.path.join(out, "lm_model")
+    if args.reuse_lm:
+        model = Gemma3ForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
+        model.config._attn_implementation = "sdpa"
+        with open(os.path.join(lm_dir, "lm_phase.json")) as f:
+            lm_info = json.load(f)
+        log("LM phase reused from %s" % lm_dir)
+    else:
+        lm_ds = Dataset.from_list([{"text": " " + clip(r["text"])} for r in train_d]).shuffle(seed=args.seed)
+        lm_args = sft_args(os.path.join(out, "lm"), cfg, cfg["lm_epochs"], cfg["lm_lr"], args.seed, args.smoke)
+        lm_args.eos_token = "<eos>"
+        trainer = Trainer(model=model, args=lm_args, train_dataset=lm_ds, processing_class=tok)
+        lm_res = trainer.train()
+        lm_info = {"loss": lm_res.training_loss, "seconds": time.time() - t}
+        model.save_pretrained(lm_dir)
+        with open(os.path.join(lm_dir, "lm_phase.json"), "w") as f:
+            json.dump(lm_info, f)
+    timings["lm_phase_s"] = lm_info["seconds"]
+    log("LM phase: loss %.4f in %.0f s" % (lm_info["loss"], timings["lm_phase_s"]))
 
     # 4. SFT in the chat format, loss on the answer only; Extreme Hate oversampled
     probe = [r for r in train_d[:200]]
@@ -320,7 +344,7 @@ def main(argv=None):
     ev.plot_confusions(m_rows, m_dist, os.path.join(out, "confusion_dev.png"))
     report = {
         "config": cfg, "sft_examples": sft_counts, "seed": args.seed, "smoke": args.smoke, "params": nparams, "vocab": nvocab,
-        "timings_s": timings, "lm_loss": lm_res.training_loss, "sft_loss": sft_res.training_loss,
+        "timings_s": timings, "lm_loss": lm_info["loss"], "lm_reused": args.reuse_lm, "sft_loss": sft_res.training_loss,
         "answer_loss_before_sft": loss_before, "answer_loss_after_sft": loss_after,
         "label_first_ids": enc.first_ids, "prompt_head_ids": enc.head, "prompt_tail_ids": enc.tail,
         "trl_prompt_matches_scoring_prompt": check_ids == enc.prompt_ids(ex_comment),

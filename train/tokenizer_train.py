@@ -96,9 +96,11 @@ def train_tokenizer(rows, vocab_size, out_dir, limit_alphabet=400):
 def copy_tokenizer(tokenizer_json, out_dir):
     """Reuse an existing tokenizer.json (with the reference chat template config)."""
     os.makedirs(out_dir, exist_ok=True)
-    shutil.copy(tokenizer_json, os.path.join(out_dir, "tokenizer.json"))
-    cfg_src = os.path.join(os.path.dirname(os.path.abspath(tokenizer_json)), "tokenizer_config.json")
-    shutil.copy(cfg_src if os.path.isfile(cfg_src) else REF_TOKCFG, os.path.join(out_dir, "tokenizer_config.json"))
+    src_dir = os.path.dirname(os.path.abspath(tokenizer_json))
+    if src_dir != os.path.abspath(out_dir):
+        shutil.copy(tokenizer_json, os.path.join(out_dir, "tokenizer.json"))
+        cfg_src = os.path.join(src_dir, "tokenizer_config.json")
+        shutil.copy(cfg_src if os.path.isfile(cfg_src) else REF_TOKCFG, os.path.join(out_dir, "tokenizer_config.json"))
     tk = Tokenizer.from_file(os.path.join(out_dir, "tokenizer.json"))
     check_tokenizer(tk)
     return tk.get_vocab_size()
