@@ -9,7 +9,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LABELS  # noqa: E402
+from common import LABELS, fix_special_ids  # noqa: E402
 import evaluate as ev  # noqa: E402
 
 FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
@@ -148,6 +148,7 @@ def main():
     os.makedirs(a.model_dir, exist_ok=True)
     for f in FILES:
         shutil.copy(os.path.join(a.run_dir, "model", f), os.path.join(a.model_dir, f))
+    fix_special_ids(a.model_dir)
     shutil.copy(os.path.join(a.run_dir, "confusion_dev.png"), os.path.join(a.model_dir, "confusion_dev.png"))
     rep["_gemmaclf_json"] = json.load(open(os.path.join(a.model_dir, "gemmaclf.json")))
     rep["_size_bytes"] = os.path.getsize(os.path.join(a.model_dir, "model.safetensors"))

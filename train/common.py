@@ -53,3 +53,17 @@ def prompt_text(comment):
 
 def answer_text(label):
     return label + "<end_of_turn>\n"
+
+
+def fix_special_ids(model_dir):
+    """config.json: eos = <eos> (1), as Gemma 3 configs have it; generation_config.json: stop at
+    <eos> or <end_of_turn> (1, 5), as Gemma 3's [1, 106] does, so greedy generation ends after the
+    label. (TRL may have aligned config.eos_token_id to the tokenizer's <end_of_turn>.)"""
+    for name, eos in (("config.json", 1), ("generation_config.json", [1, 5])):
+        path = os.path.join(model_dir, name)
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+        cfg.update(bos_token_id=2, pad_token_id=0, eos_token_id=eos)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.write("\n")

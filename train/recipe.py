@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LABELS, PROMPT_PREFIX, HERE, distinct, load_split  # noqa: E402
+from common import LABELS, PROMPT_PREFIX, HERE, distinct, fix_special_ids, load_split  # noqa: E402
 
 FULL = dict(
     vocab_size=4096, hidden_size=256, num_hidden_layers=4, intermediate_size=512, num_attention_heads=4,
@@ -329,6 +329,7 @@ def main(argv=None):
         if f not in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
                      "tokenizer_config.json"):
             os.remove(os.path.join(mdir, f))
+    fix_special_ids(mdir)
     gc = {"labels": LABELS, "prompt_prefix": PROMPT_PREFIX,
           "score_bias": {"Not Hate": 0.0, "Hate": bias[1], "Extreme Hate": bias[2]}}
     with open(os.path.join(mdir, "gemmaclf.json"), "w", encoding="utf-8") as f:
