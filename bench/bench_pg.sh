@@ -1,0 +1,44 @@
+#!/bin/sh
+# PostgreSQL benchmark (not a test): throughput and latency of gemmaclf in throwaway clusters.
+#   bench/bench_pg.sh [MODEL_DIR]     (default: $GEMMACLF_MODEL, else the bundled model, else
+#                                      ../shared/reference/hf-trained-classifier)
+# Measures, on the dev set (../shared/data/indo-hatespeech/dev.jsonl, 2,097 comments):
+#   - rows/s of UPDATE t SET label = classify_hate(body)           (one call per row)
+#   - rows/s of classify_hate(text[]) over arrays of 256           (batched)
+#   - rows/s of CALL gemmaclf_classify_table(..., 256)             (batched, commits)
+#   - first-call latency in a new connection, without and with shared_preload_libraries
+#   - PSS (/proc/PID/smaps_rollup) of 8 backends that each classified, minus 8 that did not,
+#     against the size of the model's weights
+# Env: BENCH_THREADS (gemmaclf.threads, default 1), BENCH_CONNS (default 8).
+# Builds and installs first (make all install). Run as root (pg_virtualenv, /proc of postgres).
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODEL=${1:-${GEMMACLF_MODEL:-}}
+if [ -z "$MODEL" ]; then
+    if ls models/*/config.json >/dev/null 2>&1; then
+        MODEL=$(dirname "$(ls models/*/config.json | head -1)")
+    else
+        MODEL=../shared/reference/hf-trained-classifier
+    fi
+fi
+MODEL=$(cd "$MODEL" && pwd)
+DEV=$(cd "${GC_SHARED:-../shared}/data/indo-hatespeech" && pwd)/dev.jsonl
+TMPDEV=$(mktemp /tmp/gemmaclf-bench-XXXXXX.jsonl)
+cp "$DEV" "$TMPDEV" && chmod 644 "$TMPDEV"
+trap 'rm -f "$TMPDEV"' EXIT
+export BENCH_MODEL="$MODEL" BENCH_DEV="$TMPDEV"
+export BENCH_THREADS=${BENCH_THREADS:-1} BENCH_CONNS=${BENCH_CONNS:-8}
+
+make -s -j2 all >/dev/null
+make -s install >/dev/null
+echo "model: $MODEL ($(du -b "$MODEL/model.safetensors" | cut -f1) bytes of safetensors)"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); gemmaclf.threads=$BENCH_THREADS"
+echo
+echo "== without shared_preload_libraries"
+pg_virtualenv -o "gemmaclf.model_path=$MODEL" -o "gemmaclf.threads=$BENCH_THREADS" \
+    sh "$ROOT/bench/bench_pg_inner.sh" full
+echo
+echo "== with shared_preload_libraries = 'gemmaclf'"
+pg_virtualenv -o "shared_preload_libraries=gemmaclf" -o "gemmaclf.model_path=$MODEL" \
+    -o "gemmaclf.threads=$BENCH_THREADS" sh "$ROOT/bench/bench_pg_inner.sh" preload

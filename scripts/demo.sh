@@ -1,0 +1,40 @@
+#!/bin/sh
+# gemmaclf demo: builds and installs the extension, starts a throwaway PostgreSQL cluster
+# (pg_virtualenv), and moderates a comments table with the bundled model: a trigger flags new
+# comments, a batch procedure labels a backlog, queries show the results.
+#   GEMMACLF_MODEL=/path/to/model scripts/demo.sh    use another model directory
+# Needs: build deps, PostgreSQL 15 server + dev packages, postgresql-common (pg_virtualenv);
+# run as root or as a user allowed to `make install`.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DEV=${GC_DEV:-$ROOT/../shared/data/indo-hatespeech/dev.jsonl}
+
+make -s -j2 all >/dev/null
+make -s install >/dev/null
+echo "built and installed gemmaclf ($(pg_config --version))"
+
+MODEL=${GEMMACLF_MODEL:-}
+if [ -z "$MODEL" ] && ! ls models/*/config.json >/dev/null 2>&1; then
+    # No bundled model in this checkout yet: fall back to the reference classifier.
+    MODEL=$(cd "$ROOT/../shared/reference/hf-trained-classifier" 2>/dev/null && pwd || true)
+    [ -n "$MODEL" ] && echo "no bundled model in models/: using $MODEL"
+fi
+if [ -n "$MODEL" ]; then
+    MODEL=$(cd "$MODEL" && pwd)
+    PGOPTIONS="-c gemmaclf.model_path=$MODEL"
+    export PGOPTIONS
+fi
+if [ ! -r "$DEV" ]; then
+    echo "demo: no comments file at $DEV (set GC_DEV to a JSON-lines file with a \"text\" field)" >&2
+    exit 1
+fi
+DEV=$(cd "$(dirname "$DEV")" && pwd)/$(basename "$DEV")
+# The server (user postgres) reads the comments file itself.
+TMPDEV=$(mktemp /tmp/gemmaclf-demo-XXXXXX.jsonl)
+cp "$DEV" "$TMPDEV"
+chmod 644 "$TMPDEV"
+trap 'rm -f "$TMPDEV"' EXIT
+export GC_DEMO_COMMENTS="$TMPDEV"
+
+pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f scripts/demo.sql'

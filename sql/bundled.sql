@@ -1,0 +1,24 @@
+-- The model installed with the extension (gemmaclf.model_path = ''): only checks that do not
+-- depend on which labels it gives. Without an installed model the output is expected/bundled_1.out.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS gemmaclf;
+RESET client_min_messages;
+RESET gemmaclf.model_path;
+SELECT count(*) > 0 AS has_bundled
+FROM pg_config c, LATERAL pg_ls_dir(c.setting || '/extension/gemmaclf_models', true, false) d
+WHERE c.name = 'SHAREDIR'
+  AND (pg_stat_file(c.setting || '/extension/gemmaclf_models/' || d || '/config.json', true)).size > 0
+\gset
+\if :has_bundled
+SELECT i->>'model_path' LIKE '%/extension/gemmaclf_models/%' AS installed_path,
+       i->>'architecture' LIKE 'Gemma3%' AS gemma3,
+       jsonb_array_length(i->'labels') >= 2 AS labels
+FROM gemmaclf_model_info() i;
+SELECT classify_hate(t) IN (SELECT jsonb_array_elements_text(gemmaclf_model_info()->'labels')) AS ok
+FROM (VALUES ('Kya yaar'), (''), ('😂')) v(t);
+SELECT round((SELECT sum(v::numeric) FROM jsonb_each_text(classify_hate_scores('Sali')->'scores') x(k, v)), 3) AS total;
+SELECT cardinality(classify_hate(ARRAY['a', NULL, 'b'])) AS n;
+\else
+\echo 'no model installed with the extension (models/ is empty): skipped'
+SELECT classify_hate('x');
+\endif

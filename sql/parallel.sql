@@ -1,0 +1,32 @@
+-- The reference classifier (fixed weights) gives exact labels; GC_SHARED is the absolute path
+-- of the shared reference folder (scripts/pg-test.sh exports it).
+\getenv shared GC_SHARED
+\set ref :shared/reference/hf-trained-classifier
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS gemmaclf;
+RESET client_min_messages;
+SET gemmaclf.model_path = :'ref';
+
+-- a parallel plan: workers load the model themselves and give the same labels
+CREATE TABLE par (id int, body text);
+INSERT INTO par SELECT i, (ARRAY['A', 'Sali', 'Randi saali mc', 'Kya yaar', 'Inki madarchod',
+                                 'Tuzya aaichi puchi'])[1 + i % 6]
+FROM generate_series(1, 60) i;
+ANALYZE par;
+CREATE TEMP TABLE serial_labels AS SELECT id, classify_hate(body) AS label FROM par;
+
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT id, classify_hate(body) FROM par;
+CREATE TEMP TABLE parallel_labels AS SELECT id, label FROM
+    (SELECT id, classify_hate(body) AS label FROM par) x;
+SELECT count(*) AS rows, count(*) FILTER (WHERE s.label = p.label) AS same
+FROM serial_labels s JOIN parallel_labels p USING (id);
+-- an aggregate over a parallel scan, computed in the workers
+SELECT classify_hate(body) AS label, count(*) FROM par GROUP BY 1 ORDER BY 1;
+RESET ALL;
+DROP TABLE par;

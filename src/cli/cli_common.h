@@ -1,0 +1,26 @@
+/* Helpers shared by the model-running subcommands: options, default model, JSON lines. */
+#ifndef GC_CLI_COMMON_H
+#define GC_CLI_COMMON_H
+
+#include <stdio.h>
+
+#include "classifier.h"
+
+typedef struct cli_opts {
+    const char *model_dir; /* NULL = the bundled default */
+    int batch, threads, max_input_tokens, max_new;
+    gc_device device;
+} cli_opts;
+
+/* Parses [MODEL_DIR] --batch N --threads N --device auto|cpu|cuda --max-input-tokens N
+ * (--max-new N when allow_max_new). Returns 0, or 2 after printing the problem. */
+int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_opts *o);
+
+/* Opens the classifier and a session per the options; prints the error and returns 1 on failure. */
+int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s);
+
+/* One input line -> malloc'd UTF-8 text: a JSON string, or an object's "text" field.
+ * Returns NULL (and sets *why) when the line is neither. */
+char *cli_line_text(const char *line, const char **why);
+
+#endif

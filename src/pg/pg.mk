@@ -1,0 +1,38 @@
+# PostgreSQL-specific build logic, included by the root Makefile before PGXS.
+#  - strict warnings for our PG-layer sources (PG's own flags plus -Werror)
+#  - the bundled model(s) in models/ installed to $(datadir)/extension/gemmaclf_models/
+#  - the CLI learns the share dir, to find the installed model when run from elsewhere
+PG_CFLAGS += -Werror
+REGRESS_OPTS += --load-extension=gemmaclf
+
+GC_PG_SHAREDIR := $(shell $(PG_CONFIG) --sharedir)
+$(BUILD)/cli/cli_common.o: GC_CFLAGS += -DGC_PG_SHAREDIR='"$(GC_PG_SHAREDIR)"'
+
+GC_MODEL_DIRS := $(patsubst %/config.json,%,$(wildcard models/*/config.json))
+GC_MODEL_FILES := config.json model.safetensors model.safetensors.index.json tokenizer.json \
+                  tokenizer_config.json gemmaclf.json generation_config.json
+
+install: install-gemmaclf-models
+.PHONY: install-gemmaclf-models
+install-gemmaclf-models:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/gemmaclf_models'
+	@for d in $(GC_MODEL_DIRS); do \
+	  n=$$(basename $$d); \
+	  echo "installing model $$n"; \
+	  $(MKDIR_P) '$(DESTDIR)$(datadir)/extension/gemmaclf_models/'$$n; \
+	  for f in $(GC_MODEL_FILES); do \
+	    if [ -f $$d/$$f ]; then $(INSTALL_DATA) $$d/$$f '$(DESTDIR)$(datadir)/extension/gemmaclf_models/'$$n/; fi; \
+	  done; \
+	done
+	@if [ -f models/DEFAULT ]; then $(INSTALL_DATA) models/DEFAULT '$(DESTDIR)$(datadir)/extension/gemmaclf_models/'; fi
+
+# The root Makefile says plain `make` builds everything; its first rule is `core`, so say it.
+.DEFAULT_GOAL := all
+
+# No JIT bitcode: the core objects are built by our own rules (PGXS would want a .bc for each).
+override with_llvm = no
+
+uninstall: uninstall-gemmaclf-models
+.PHONY: uninstall-gemmaclf-models
+uninstall-gemmaclf-models:
+	rm -rf '$(DESTDIR)$(datadir)/extension/gemmaclf_models'

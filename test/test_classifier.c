@@ -1,0 +1,373 @@
+/* Classifier: gemmaclf.json parsing, UTF-8 repair, label scoring on the reference classifier
+ * (labels equal transformers' greedy generation, probabilities equal the softmax of its label
+ * logits, prefix reuse and batching change nothing), sequence scoring when first tokens collide,
+ * truncation, and the classify/generate/info CLI. */
+#include <cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "classifier.h"
+#include "gc_test.h"
+#include "utf8_repair.h"
+
+#define REF "reference/hf-trained-classifier"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b)
+        b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static void test_labels_config(void)
+{
+    gc_labels_config c;
+    gc_err e = {0};
+    CHECK(gc_labels_config_load("/nonexistent-dir", &c, &e) == GC_OK, "%s", e.msg);
+    CHECK(c.n_labels == 3 && !strcmp(c.labels[0], "Not Hate") && !strcmp(c.labels[2], "Extreme Hate"),
+          "defaults");
+    CHECK(!strcmp(c.prompt_prefix, GC_DEFAULT_PROMPT_PREFIX) && c.bias[1] == 0.0f, "default prefix");
+    gc_labels_config_free(&c);
+
+    CHECK(gc_labels_config_parse("{\"labels\": [\"ok\", \"bad\"], \"prompt_prefix\": \"p: \", "
+                                 "\"score_bias\": {\"bad\": -0.5}}", &c, &e) == GC_OK, "%s", e.msg);
+    CHECK(c.n_labels == 2 && !strcmp(c.labels[1], "bad") && c.bias[1] == -0.5f && c.bias[0] == 0,
+          "custom labels and bias");
+    CHECK(!strcmp(c.prompt_prefix, "p: "), "custom prefix");
+    gc_labels_config_free(&c);
+
+    const char *bad[] = {"[1]", "{\"labels\": \"x\"}", "{\"labels\": [\"a\"]}",
+                         "{\"labels\": [\"a\", \"a\"]}", "{\"labels\": [\"a\", \"\"]}",
+                         "{\"score_bias\": {\"nope\": 1}}", "{\"score_bias\": {\"Hate\": \"x\"}}",
+                         "{\"prompt_prefix\": 3}", "{not json"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        e.msg[0] = '\0';
+        CHECK(gc_labels_config_parse(bad[i], &c, &e) == GC_EFORMAT && e.msg[0], "rejects %s", bad[i]);
+    }
+}
+
+static void test_utf8(void)
+{
+    size_t n;
+    char *r = gc_utf8_repair("a\xff" "b\xc3", 4, &n);
+    CHECK(r && n == 8 && !memcmp(r, "a\xef\xbf\xbd" "b\xef\xbf\xbd", 8), "repair");
+    free(r);
+    CHECK(gc_utf8_clean("h\xc3\xa9", 3) && !gc_utf8_clean("\xed\xa0\x80", 3) &&
+          !gc_utf8_clean("\xc0\xaf", 2) && !gc_utf8_clean("\xf4\x90\x80\x80", 4), "validation");
+    CHECK(gc_utf8_cut("ab\xe2\x82\xac", 4) == 2 && gc_utf8_cut("ab\xe2\x82\xac", 5) == 5 &&
+          gc_utf8_cut("abc", 2) == 2, "cut on sequence boundaries");
+}
+
+static void softmax3(const double *x, int n, double *p)
+{
+    double mx = x[0], s = 0;
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++)
+        s += (p[i] = exp(x[i] - mx));
+    for (int i = 0; i < n; i++)
+        p[i] /= s;
+}
+
+/* Labels vs transformers' generation, probabilities vs the softmax of its label logits. */
+static void test_reference(gc_classifier *c, gc_session *s)
+{
+    char *json = slurp(gct_shared(REF "/hf_predictions_dev.json"));
+    CHECK(json != NULL, "read hf_predictions_dev.json");
+    if (!json)
+        return;
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *preds = cJSON_GetObjectItem(root, "predictions");
+    int n = cJSON_GetArraySize(preds), m = n < 400 ? n : 400, agree = 0, close = 0;
+    const char **texts = malloc(sizeof(char *) * m);
+    float *probs = malloc(sizeof(float) * 3 * m), *one = malloc(sizeof(float) * 3 * m);
+    int *labels = malloc(sizeof(int) * m);
+    for (int i = 0; i < m; i++)
+        texts[i] = cJSON_GetObjectItem(cJSON_GetArrayItem(preds, i), "text")->valuestring;
+    gc_err e = {0};
+    CHECK(gc_classify(s, m, texts, NULL, probs, labels, &e) == GC_OK, "%s", e.msg);
+    double maxdiff = 0;
+    for (int i = 0; i < m; i++) {
+        const cJSON *p = cJSON_GetArrayItem(preds, i);
+        const char *gen = cJSON_GetObjectItem(p, "generated")->valuestring;
+        const cJSON *lg = cJSON_GetObjectItem(p, "label_first_token_logits");
+        double x[3], q[3];
+        for (int l = 0; l < 3; l++)
+            x[l] = cJSON_GetArrayItem(lg, l)->valuedouble;
+        softmax3(x, 3, q);
+        agree += !strcmp(gc_classifier_label(c, labels[i]), gen);
+        int ok = 1;
+        for (int l = 0; l < 3; l++) {
+            double d = fabs(q[l] - probs[i * 3 + l]);
+            maxdiff = d > maxdiff ? d : maxdiff;
+            ok &= d < 1e-3;
+        }
+        close += ok;
+    }
+    printf("reference: %d/%d labels equal transformers' generation, max |p - p_hf| = %.2e\n",
+           agree, m, maxdiff);
+    CHECK(agree * 1000 >= m * 995, "agreement %d/%d", agree, m);
+    CHECK(close == m, "%d/%d probability rows within 1e-3 of transformers", close, m);
+
+    /* Batch composition changes nothing: one text at a time, and in batches of 7. */
+    int same = 1;
+    double bdiff = 0;
+    for (int i = 0; i < 40; i++) {
+        int lab;
+        gc_classify(s, 1, &texts[i], NULL, one + 3 * i, &lab, &e);
+        same &= lab == labels[i];
+        for (int l = 0; l < 3; l++)
+            bdiff = fmax(bdiff, fabs(one[3 * i + l] - probs[3 * i + l]));
+    }
+    gc_session_set_limits(s, 7, 0);
+    CHECK(gc_classify(s, 40, texts + 3, NULL, one, NULL, &e) == GC_OK, "%s", e.msg);
+    for (int i = 0; i < 40; i++)
+        for (int l = 0; l < 3; l++)
+            bdiff = fmax(bdiff, fabs(one[3 * i + l] - probs[3 * (i + 3) + l]));
+    gc_session_set_limits(s, 0, 0);
+    printf("batch composition: max |p_batch - p| = %.2e\n", bdiff);
+    CHECK(same && bdiff < 1e-5, "batching changed results (%.3e)", bdiff);
+    free(texts);
+    free(probs);
+    free(one);
+    free(labels);
+    cJSON_Delete(root);
+    free(json);
+}
+
+/* The cached head equals running the whole prompt: compare with a forward without prefix. */
+static void test_prefix_equivalence(gc_classifier *c, gc_session *s)
+{
+    const char *text = "Gravity ki maa ki choot";
+    gc_ids ids = {0};
+    gc_err e = {0};
+    CHECK(gc_session_prompt(s, text, strlen(text), &ids, &e) == GC_OK, "%s", e.msg);
+    CHECK((int)ids.n > gc_classifier_shared_prefix_len(c), "prompt longer than the head");
+    int32_t rows[3], seq = (int32_t)ids.n, out = seq - 1, n;
+    for (int l = 0; l < 3; l++)
+        rows[l] = gc_classifier_label_ids(c, l, &n)[0];
+    float logits[3], p[3];
+    gc_batch b = {.n_seq = 1, .tokens = ids.v, .seq_len = &seq, .n_out = 1, .out_idx = &out,
+                  .n_rows = 3, .rows = rows, .logits = logits};
+    CHECK(gc_forward(gc_session_ctx(s), NULL, &b, &e) == GC_OK, "%s", e.msg);
+    double x[3] = {logits[0], logits[1], logits[2]}, q[3];
+    softmax3(x, 3, q);
+    CHECK(gc_classify(s, 1, &text, NULL, p, NULL, &e) == GC_OK, "%s", e.msg);
+    for (int l = 0; l < 3; l++)
+        CHECK(fabs(q[l] - p[l]) < 1e-5, "label %d: prefix %.6f vs full %.6f", l, p[l], q[l]);
+    gc_ids_free(&ids);
+}
+
+static void test_truncation(gc_classifier *c, gc_session *s)
+{
+    gc_err e = {0};
+    gc_ids a = {0}, b = {0};
+    size_t big = 10u << 20;
+    char *huge = malloc(big + 1);
+    for (size_t i = 0; i < big; i++)
+        huge[i] = "ab c"[i % 4];
+    huge[big] = '\0';
+    gc_session_set_limits(s, 0, 3);
+    CHECK(gc_session_prompt(s, huge, big, &a, &e) == GC_OK, "%s", e.msg);
+    CHECK(gc_session_prompt(s, "ab cab cab cab c", 16, &b, &e) == GC_OK, "%s", e.msg);
+    int head = gc_classifier_shared_prefix_len(c);
+    CHECK(a.n == b.n && !memcmp(a.v, b.v, a.n * 4), "10 MB text keeps its first 3 tokens");
+    CHECK((int)a.n <= head + 3 + 8, "truncated prompt has %zu ids", a.n);
+    /* the closing markers are kept */
+    gc_ids full = {0};
+    gc_session_set_limits(s, 0, 0);
+    gc_session_prompt(s, "x", 1, &full, &e);
+    CHECK(a.n >= 2 && !memcmp(a.v + a.n - 2, full.v + full.n - 2, 8), "markers kept");
+    float p[3];
+    const char *t = huge;
+    size_t len = big;
+    CHECK(gc_classify(s, 1, &t, &len, p, NULL, &e) == GC_OK, "10 MB text: %s", e.msg);
+    const char *weird[] = {"", "   ", "\xff\xfe", "<end_of_turn>", "\x01\x02"};
+    int lab[5];
+    float pw[15];
+    CHECK(gc_classify(s, 5, weird, NULL, pw, lab, &e) == GC_OK, "odd texts: %s", e.msg);
+    gc_ids_free(&a);
+    gc_ids_free(&b);
+    gc_ids_free(&full);
+    free(huge);
+}
+
+/* Labels sharing their first token: summed log-probabilities of the whole label sequence. */
+static void test_sequence_scoring(void)
+{
+    char dir[] = "/tmp/gctest-clf-XXXXXX", p[PATH_MAX + 64], abs[PATH_MAX];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 4; i++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, REF "/%s", files[i]);
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        CHECK(realpath(gct_shared(rel), abs) && symlink(abs, p) == 0, "link %s", files[i]);
+    }
+    snprintf(p, sizeof p, "%s/gemmaclf.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"labels\": [\"Extreme Hate\", \"Extreme\", \"Not Hate\"], "
+          "\"score_bias\": {\"Not Hate\": 0.25}}", f);
+    fclose(f);
+    gc_classifier *c = NULL;
+    gc_session *s = NULL;
+    gc_err e = {0};
+    CHECK(gc_classifier_open(dir, NULL, &c, &e) == GC_OK, "%s", e.msg);
+    if (c && gc_session_new(c, NULL, &s, &e) == GC_OK) {
+        CHECK(!gc_classifier_first_token_scoring(c), "first tokens collide -> sequence scoring");
+        const char *text = "Randi saali mc";
+        float prob[3];
+        CHECK(gc_classify(s, 1, &text, NULL, prob, NULL, &e) == GC_OK, "%s", e.msg);
+        /* By hand: full-vocabulary logits of prompt + label, log-softmax, summed. */
+        int vocab = gc_model_config(gc_classifier_model(c))->vocab_size;
+        double sc[3];
+        for (int l = 0; l < 3; l++) {
+            gc_ids ids = {0};
+            int nl;
+            const int32_t *lid = gc_classifier_label_ids(c, l, &nl);
+            gc_session_prompt(s, text, strlen(text), &ids, &e);
+            int np = (int)ids.n;
+            gc_ids_append(&ids, lid, (size_t)nl, &e);
+            int32_t seq = (int32_t)ids.n, out[8];
+            for (int k = 0; k < nl; k++)
+                out[k] = np - 1 + k;
+            float *lg = malloc(sizeof(float) * vocab * nl);
+            gc_batch b = {.n_seq = 1, .tokens = ids.v, .seq_len = &seq, .n_out = nl,
+                          .out_idx = out, .logits = lg};
+            CHECK(gc_forward(gc_session_ctx(s), NULL, &b, &e) == GC_OK, "%s", e.msg);
+            sc[l] = l == 2 ? 0.25 : 0;
+            for (int k = 0; k < nl; k++) {
+                const float *r = lg + (size_t)k * vocab;
+                double mx = r[0], z = 0;
+                for (int v = 1; v < vocab; v++)
+                    mx = r[v] > mx ? r[v] : mx;
+                for (int v = 0; v < vocab; v++)
+                    z += exp(r[v] - mx);
+                sc[l] += r[lid[k]] - mx - log(z);
+            }
+            free(lg);
+            gc_ids_free(&ids);
+        }
+        double q[3];
+        softmax3(sc, 3, q);
+        for (int l = 0; l < 3; l++)
+            CHECK(fabs(q[l] - prob[l]) < 1e-4, "label %d: %.6f vs by hand %.6f", l, prob[l], q[l]);
+        CHECK(fabs(prob[0] + prob[1] + prob[2] - 1) < 1e-5, "probabilities sum to 1");
+    }
+    gc_session_free(s);
+    gc_classifier_free(c);
+    const char *names[] = {"config.json", "model.safetensors", "tokenizer.json",
+                           "tokenizer_config.json", "gemmaclf.json"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static void test_open_errors(void)
+{
+    gc_classifier *c = NULL;
+    gc_err e = {0};
+    CHECK(gc_classifier_open("/nonexistent-model", NULL, &c, &e) != GC_OK && !c && e.msg[0],
+          "missing directory fails cleanly");
+}
+
+/* The CLI: classify prints one JSON object per line, errors as {"error"}; generate and info. */
+static void test_cli(void)
+{
+    const char *bin = getenv("GC_BIN");
+    if (!bin || access(bin, X_OK)) {
+        printf("skipped: CLI checks (GC_BIN not set)\n");
+        return;
+    }
+    char abs[PATH_MAX], cmd[PATH_MAX * 2 + 256], line[4096];
+    CHECK(realpath(gct_shared(REF), abs) != NULL, "reference path");
+    snprintf(cmd, sizeof cmd,
+             "printf '%%s\\n' '\"Randi saali mc\"' '{\"text\": \"A\"}' '42' | %s classify %s --batch 2",
+             bin, abs);
+    FILE *f = popen(cmd, "r");
+    const char *want[] = {"Extreme Hate", "Not Hate", NULL};
+    int i = 0;
+    while (f && fgets(line, sizeof line, f) && i < 3) {
+        cJSON *j = cJSON_Parse(line);
+        if (i < 2) {
+            const cJSON *l = cJSON_GetObjectItem(j, "label"), *sc = cJSON_GetObjectItem(j, "scores");
+            CHECK(cJSON_IsString(l) && !strcmp(l->valuestring, want[i]), "line %d: %s", i, line);
+            CHECK(cJSON_GetArraySize(sc) == 3, "scores on line %d", i);
+        } else
+            CHECK(cJSON_GetObjectItem(j, "error") != NULL, "bad line reported: %s", line);
+        cJSON_Delete(j);
+        i++;
+    }
+    int rc = f ? pclose(f) : -1;
+    CHECK(i == 3 && rc != 0, "3 output lines (%d) and a non-zero exit for the bad line", i);
+
+    snprintf(cmd, sizeof cmd, "printf '%%s\\n' '\"Sali\"' | %s generate %s", bin, abs);
+    f = popen(cmd, "r");
+    CHECK(f && fgets(line, sizeof line, f) && strstr(line, "{\"generated\":\"Hate\"}"), "generate: %s", line);
+    CHECK(f && pclose(f) == 0, "generate exit");
+    /* Without MODEL_DIR: $GEMMACLF_MODEL names the default model. */
+    snprintf(cmd, sizeof cmd, "printf '%%s\\n' '\"Sali\"' | GEMMACLF_MODEL=%s %s classify", abs, bin);
+    f = popen(cmd, "r");
+    CHECK(f && fgets(line, sizeof line, f) && strstr(line, "\"label\":\"Hate\""), "GEMMACLF_MODEL: %s", line);
+    CHECK(f && pclose(f) == 0, "classify with GEMMACLF_MODEL exit");
+    snprintf(cmd, sizeof cmd, "GEMMACLF_MODEL=/nonexistent %s classify </dev/null 2>/dev/null", bin);
+    f = popen(cmd, "r");
+    CHECK(f && pclose(f) != 0, "a missing model is a non-zero exit");
+    snprintf(cmd, sizeof cmd, "%s info %s", bin, abs);
+    f = popen(cmd, "r");
+    char all[8192] = "";
+    while (f && fgets(line, sizeof line, f))
+        strncat(all, line, sizeof all - strlen(all) - 1);
+    CHECK(f && pclose(f) == 0, "info exit");
+    cJSON *j = cJSON_Parse(all);
+    CHECK(j && cJSON_GetObjectItem(j, "parameters") &&
+          cJSON_GetObjectItem(j, "parameters")->valuedouble == 6757376, "info: %s", all);
+    cJSON_Delete(j);
+}
+
+int main(void)
+{
+    test_labels_config();
+    test_utf8();
+    test_open_errors();
+    gc_classifier *c = NULL;
+    gc_session *s = NULL;
+    gc_err e = {0};
+    CHECK(gc_classifier_open(gct_shared(REF), NULL, &c, &e) == GC_OK, "%s", e.msg);
+    if (c) {
+        CHECK(gc_session_new(c, NULL, &s, &e) == GC_OK, "%s", e.msg);
+        CHECK(gc_classifier_n_labels(c) == 3 && gc_classifier_first_token_scoring(c),
+              "3 labels, distinct first tokens");
+        CHECK(gc_classifier_shared_prefix_len(c) > 10, "cached head %d ids",
+              gc_classifier_shared_prefix_len(c));
+    }
+    if (s) {
+        test_reference(c, s);
+        test_prefix_equivalence(c, s);
+        test_truncation(c, s);
+    }
+    gc_session_free(s);
+    gc_classifier_free(c);
+    test_sequence_scoring();
+    test_cli();
+    return gct_finish("test_classifier");
+}
