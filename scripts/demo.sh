@@ -3,13 +3,14 @@
 # (pg_virtualenv), and moderates a comments table with the bundled model: a trigger flags new
 # comments, a batch procedure labels a backlog, queries show the results.
 #   GEMMACLF_MODEL=/path/to/model scripts/demo.sh    use another model directory
-# Needs: build deps, PostgreSQL 15 server + dev packages, postgresql-common (pg_virtualenv);
-# run as root or as a user allowed to `make install`.
+# Installs what it needs from Debian first (scripts/install-deps.sh --system); run it as root
+# (make install writes into PostgreSQL's directories).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEV=${GC_DEV:-$ROOT/../shared/data/indo-hatespeech/dev.jsonl}
 
+./scripts/install-deps.sh --system
 make -s -j2 all >/dev/null
 make -s install >/dev/null
 echo "built and installed gemmaclf ($(pg_config --version))"

@@ -2,6 +2,7 @@
 # Installs everything gemmaclf needs on a fresh Debian 12 machine (run as root, or with sudo):
 # the C toolchain and libraries from Debian, PostgreSQL 15 with its server headers, and a Python
 # virtual environment (.venv, pinned in requirements.txt) for parity tests, benchmarks and training.
+#   --system   Debian packages only (enough to build, install and run the extension)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "== apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = --system ]; then
+  echo "== system dependencies ready"
+  exit 0
 fi
 
 # Debian's Python (not a pyenv shim) so that the venv matches what CI gets.
