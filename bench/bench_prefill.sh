@@ -9,7 +9,7 @@ DIR=${1:-/tmp/gc-bench-270m}
 THREADS=${2:-2}
 LEN=${3:-34}
 ITERS=${4:-3}
-PY=${PYTHON:-/work/main/.venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 make -s build/libgemmaclf_core.a build/bench/bench_prefill
 if [ ! -f "$DIR/config.json" ]; then

@@ -2,7 +2,7 @@
 # Tokenizer benchmark: gemmaclf (C) next to Hugging Face tokenizers, single thread, same run.
 #   bench/bench_tokenizer.sh [MODEL_DIR] [FILE.jsonl] [REPEATS]
 # Defaults: the real Gemma 3 tokenizer and the train comments under ../shared.
-# PYTHON (default /work/main/.venv/bin/python, else python3) runs the HF side when the
+# PYTHON (default .venv/bin/python, else python3) runs the HF side when the
 # tokenizers package imports; otherwise that part says "skipped".
 set -e
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ SHARED=${GC_SHARED:-../shared}
 MODEL=${1:-$SHARED/reference/gemma3-tokenizer}
 DATA=${2:-$SHARED/data/indo-hatespeech/train.jsonl}
 REPS=${3:-3}
-PY=${PYTHON:-/work/main/.venv/bin/python}
+PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 
 make -s core >/dev/null

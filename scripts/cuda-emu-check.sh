@@ -15,7 +15,7 @@ D=$ROOT/.devcheck
 W=${EMU_WORK:-/tmp/gemmaclf-cuda-emu}
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
-    if [ -x /work/main/.venv/bin/python ]; then PY=/work/main/.venv/bin/python; else PY=python3; fi
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
 LIMIT=${EMU_LIMIT:-8}
 passed=0 failed=0

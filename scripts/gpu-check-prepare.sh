@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 SHARED=${GC_SHARED:-../shared}
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
-    if [ -x /work/main/.venv/bin/python ]; then PY=/work/main/.venv/bin/python; else PY=python3; fi
+    if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
 D=.devcheck
 [ -d "$SHARED/reference/hf-tiny" ] || { echo "no reference data at $SHARED (set GC_SHARED)" >&2; exit 1; }

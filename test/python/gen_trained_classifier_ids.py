@@ -4,7 +4,7 @@ hf-trained-classifier tokenizer (the label continuations, the first 150 distinct
 hf_predictions_dev.json as plain text, referenced by index, and their classification prompts rendered by the checkpoint's chat template
 via transformers' apply_chat_template). test_tokenizer.c compares gemmaclf against it.
 
-usage: /work/main/.venv/bin/python test/python/gen_trained_classifier_ids.py [SHARED]"""
+usage: .venv/bin/python test/python/gen_trained_classifier_ids.py [SHARED]"""
 import json
 import os
 import sys
