@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Smoke test of the training recipe (train/recipe.py --smoke): a tiny model on a few hundred
+comments. Checks that the tokenizer has the Gemma structure, that the TRL-rendered training prompt
+is the prompt gemmaclf scores, that training lowers the answer loss, and that the exported
+checkpoint loads with Gemma3ForCausalLM.from_pretrained and reproduces the training-time scores.
+
+Prints "test_train_smoke: N passed, M failed"; exit 1 on failure."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+NAME = "test_train_smoke"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: %s" % what)
+
+
+def main():
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
+        import tokenizers  # noqa: F401
+        import datasets  # noqa: F401
+    except ImportError as e:
+        print("%s: skipped: %s" % (NAME, e))
+        print("%s: 0 passed, 0 failed" % NAME)
+        return 0
+    shared = os.environ.get("GC_SHARED", os.path.join(ROOT, "..", "shared"))
+    if not os.path.isfile(os.path.join(shared, "data", "indo-hatespeech", "train.jsonl")):
+        print("%s: skipped: data set not found under %s (set GC_SHARED)" % (NAME, shared))
+        print("%s: 0 passed, 0 failed" % NAME)
+        return 0
+    sys.path.insert(0, os.path.join(ROOT, "train"))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "smoke")
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "recipe.py"), "--smoke", "--out", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=dict(os.environ, GC_SHARED=shared))
+        check(r.returncode == 0, "recipe --smoke exit status %d:\n%s" % (r.returncode, r.stdout[-3000:]))
+        if r.returncode != 0:
+            return
+        rep = json.load(open(os.path.join(out, "report.json")))
+        check(rep["answer_loss_after_sft"] < 0.5 * rep["answer_loss_before_sft"],
+              "SFT lowers the answer loss: %.3f -> %.3f" % (rep["answer_loss_before_sft"], rep["answer_loss_after_sft"]))
+        check(rep["trl_prompt_matches_scoring_prompt"] is True, "TRL's rendered prompt == scoring prompt")
+        check(len(rep["trl_answer_ids"]) >= 2 and rep["trl_answer_ids"][-2:] == rep["prompt_tail_ids"][:2],
+              "TRL answer ends with <end_of_turn>\\n: %r" % rep["trl_answer_ids"])
+        check(len(set(rep["label_first_ids"])) == 3, "label first tokens distinct: %r" % rep["label_first_ids"])
+        check(rep["reload_max_abs_diff"] < 1e-4, "reloaded scores match: %g" % rep["reload_max_abs_diff"])
+        mdir = os.path.join(out, "model")
+        for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                  "generation_config.json", "gemmaclf.json"):
+            check(os.path.isfile(os.path.join(mdir, f)), "export has %s" % f)
+        check_tokenizer(os.path.join(mdir, "tokenizer.json"))
+        check_export(mdir, rep)
+
+
+def check_tokenizer(path):
+    tj = json.load(open(path, encoding="utf-8"))
+    specials = {t["content"]: t["id"] for t in tj["added_tokens"]}
+    check(specials == {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<start_of_turn>": 4, "<end_of_turn>": 5},
+          "Gemma special token ids: %r" % specials)
+    check(tj["normalizer"] == {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}, "normalizer")
+    check(tj["pre_tokenizer"]["type"] == "Split", "pre-tokenizer Split")
+    check(tj["model"]["type"] == "BPE" and tj["model"]["byte_fallback"] is True, "BPE with byte fallback")
+    v = tj["model"]["vocab"]
+    check(all(v.get("<0x%02X>" % b) == 6 + b for b in range(256)), "byte tokens <0x00>..<0xFF> = 6..261")
+    allowed = {"Replace", "ByteFallback", "Fuse", "Strip"}
+    check(all(d["type"] in allowed for d in tj["decoder"]["decoders"]), "decoders supported by the C tokenizer")
+    check(tj["post_processor"]["type"] == "TemplateProcessing", "TemplateProcessing post-processor")
+    # every merge stays inside a word, so the prompt prefix's ids never depend on the comment
+    check(all(not m[1].startswith("\u2581") for m in tj["model"]["merges"]), "no merge crosses a word boundary")
+
+
+def check_export(mdir, rep):
+    import torch
+    from transformers import AutoTokenizer, Gemma3ForCausalLM
+    from common import LABELS, PROMPT_PREFIX, load_split
+    from scoring import PromptEncoder, label_logprobs
+    model = Gemma3ForCausalLM.from_pretrained(mdir, dtype=torch.float32)
+    check(type(model).__name__ == "Gemma3ForCausalLM", "loads as Gemma3ForCausalLM")
+    check(all(p.dtype == torch.float32 for p in model.parameters()), "F32 weights")
+    gc = json.load(open(os.path.join(mdir, "gemmaclf.json")))
+    check(gc["labels"] == LABELS and gc["prompt_prefix"] == PROMPT_PREFIX and
+          set(gc["score_bias"]) == set(LABELS), "gemmaclf.json format: %r" % gc)
+    enc = PromptEncoder(os.path.join(mdir, "tokenizer.json"))
+    tok = AutoTokenizer.from_pretrained(mdir)
+    dev = load_split("dev")[:40]
+    same = 0
+    for r in dev:
+        ids = tok.apply_chat_template([{"role": "user", "content": PROMPT_PREFIX + r["text"]}],
+                                      add_generation_prompt=True, tokenize=True, return_dict=False)
+        same += list(ids) == enc.prompt_ids(r["text"])
+    check(same == len(dev), "chat template prompt ids == scoring prompt ids (%d/%d)" % (same, len(dev)))
+    s = label_logprobs(model, enc, [r["text"] for r in dev[:8]], batch_size=4)
+    s1 = torch.cat([label_logprobs(model, enc, [r["text"]]) for r in dev[:8]])
+    check(torch.allclose(s, s1, atol=1e-4), "batched (right-padded) scores == one-at-a-time scores")
+    check(bool(torch.isfinite(s).all()), "finite scores")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # a crash must count as a failure
+        import traceback
+        traceback.print_exc()
+        check(False, "exception: %r" % e)
+    print("%s: %d passed, %d failed" % (NAME, passed, failed))
+    sys.exit(1 if failed else 0)
