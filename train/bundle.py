@@ -20,15 +20,19 @@ def hms(s):
     return "%d min %02d s" % (int(s) // 60, int(s) % 60)
 
 
-def card(rep, name, command, wall):
+def card(rep, name, command, wall, notes=""):
     c = rep["config"]
-    t = rep["timings_s"]
+    t = dict(rep["timings_s"])
+    if rep.get("lm_reused"):  # total_s of a --reuse-lm run does not include the LM phase
+        t["total_s"] += t["lm_phase_s"]
     bc = rep["bias_choice"]
     md, mr = rep["dev_distinct"], rep["dev_rows"]
     m0 = rep["dev_distinct_zero_bias"]
     sft = rep["sft_examples"]
     size_mb = rep.get("_size_bytes", 0) / 1e6
     eh = lambda m: m["per_class"]["Extreme Hate"]["f1"]
+    nh_text = ("every Not Hate comment once" if c["not_hate_fraction"] >= 1 else
+               "%d%% of the Not Hate comments (alternating parts)" % round(100 * c["not_hate_fraction"]))
     return f"""# {name}
 
 The default model of gemmaclf: a small Gemma 3 (`Gemma3ForCausalLM`, {rep['params'] / 1e6:.2f}M parameters,
@@ -87,13 +91,13 @@ License of the data: CC BY 4.0.
    15-id prompt head never depends on the comment (gemmaclf's prefix cache is exact).
 2. Model: hidden {c['hidden_size']}, {c['num_hidden_layers']} layers (sliding window {c['sliding_window']} except the last, full),
    {c['num_attention_heads']} query heads, {c['num_key_value_heads']} KV head, head_dim {c['head_dim']}, intermediate {c['intermediate_size']}, vocab {c['vocab_size']}, tied embeddings.
-3. Language-model phase: {c['lm_epochs']} epoch over the distinct training comments, batch {c['batch_size']}, AdamW lr {c['lm_lr']:g}
+3. Language-model phase: {c['lm_epochs']} epoch(s) over the distinct training comments, batch {c['batch_size']}, AdamW lr {c['lm_lr']:g}
    cosine (final train loss {rep['lm_loss']:.3f}).
 4. SFT with TRL `SFTTrainer`, chat prompt-completion examples, loss on the answer
    (`{{label}}<end_of_turn>\\n`) only; {c['sft_epochs']} epochs, batch {c['batch_size']}, AdamW lr {c['sft_lr']:g} cosine, weight decay 0.01.
 5. Imbalance, on purpose, in two places:
    - sampling: each SFT epoch holds every Hate comment once, every Extreme Hate comment
-     {c['extreme_oversample']} times and half of the Not Hate comments (alternating halves); over the {c['sft_epochs']} epochs
+     {c['extreme_oversample']} times and {nh_text}; over the {c['sft_epochs']} epochs
      {sft['Not Hate']:,} / {sft['Hate']:,} / {sft['Extreme Hate']:,} Not Hate / Hate / Extreme Hate examples
      (the distinct training texts are 79.0% / 16.6% / 4.3%);
    - prior correction: the score bias, chosen on the distinct dev comments by a grid search
@@ -109,7 +113,7 @@ License of the data: CC BY 4.0.
    `bias_grid.json`.)
 
 Measured training time: {hms(t['total_s'])} for the whole recipe (tokenizer {t['tokenizer_s']:.0f} s, LM phase
-{hms(t['lm_phase_s'])}, SFT {hms(t['sft_phase_s'])}, dev evaluation {t['eval_s']:.0f} s){wall}, with
+{hms(t['lm_phase_s'])}, SFT {hms(t['sft_phase_s'])}, dev evaluation {t['eval_s']:.0f} s). {wall}Command:
 
     {command}
 
@@ -121,7 +125,7 @@ thread; an idle machine is faster).
 {ev.fmt_table(md, 'Distinct dev comments')}
 {ev.fmt_table(mr, 'Dev rows (duplicates counted)')}
 ![confusion matrices](confusion_dev.png)
-
+{notes}
 ## Limits
 
 - Tiny model trained from scratch on 31.6k distinct comments from 17 Instagram posts of one period: it
@@ -143,6 +147,7 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("--command", default="train/run.sh --out train/out/full")
     ap.add_argument("--wall", default="", help="extra text after the timings, e.g. wall clock")
+    ap.add_argument("--notes", default=None, help="markdown file appended after the results")
     a = ap.parse_args()
     rep = json.load(open(os.path.join(a.run_dir, "report.json")))
     os.makedirs(a.model_dir, exist_ok=True)
@@ -154,7 +159,8 @@ def main():
     rep["_size_bytes"] = os.path.getsize(os.path.join(a.model_dir, "model.safetensors"))
     name = os.path.basename(os.path.normpath(a.model_dir))
     with open(os.path.join(a.model_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write(card(rep, name, a.command, a.wall))
+        notes = "\n" + open(a.notes, encoding="utf-8").read() if a.notes else ""
+        f.write(card(rep, name, a.command, a.wall, notes))
     print("wrote", a.model_dir)
 
 
