@@ -4,5 +4,5 @@
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-$HERE/../.venv/bin/python}
-[ -x "$PY" ] || PY=/work/main/.venv/bin/python
+[ -x "$PY" ] || PY=python3
 exec "$PY" "$HERE/recipe.py" "$@"
