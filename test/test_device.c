@@ -200,12 +200,36 @@ static int child_bad_plugin(const char *plugin, const char *expect)
     return rc;
 }
 
-static int in_child(const char *plugin, const char *expect)
+/* In a child, default plugin search: without a GPU driver, device auto must run on the CPU
+ * without mapping the plugin's cuBLAS (~100 MB per process, ~100 ms per first call). */
+static int child_auto_no_driver(gc_model *m)
+{
+    void *drv = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (drv) {
+        printf("skipped: auto without a driver (libcuda.so.1 is present)\n");
+        return 0;
+    }
+    gc_ctx_opts o = {.device = GC_DEVICE_AUTO};
+    gc_ctx *c = NULL;
+    gc_err e = {0};
+    int bad = 0;
+    if (gc_ctx_new(m, &o, &c, &e) != GC_OK || gc_ctx_device(c) != GC_DEVICE_CPU) {
+        printf("FAIL auto without a driver: %s\n", e.msg);
+        bad = 1;
+    } else if (maps_mention("libcublas") || maps_mention("gemmaclf_cuda.so")) {
+        printf("FAIL auto without a driver mapped the CUDA plugin or cuBLAS\n");
+        bad = 1;
+    }
+    gc_ctx_free(c);
+    return bad;
+}
+
+static int in_child(const char *plugin, const char *expect, gc_model *m)
 {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
-        int r = child_bad_plugin(plugin, expect);
+        int r = plugin ? child_bad_plugin(plugin, expect) : child_auto_no_driver(m);
         fflush(stdout);
         _exit(r);
     }
@@ -220,15 +244,17 @@ int main(void)
     unsetenv("GEMMACLF_CUDA_PLUGIN");
     unsetenv(GC_CUDA_PRECISION_ENV);
     /* children first: a fork inherits the loader's once-per-process state */
-    int rc = in_child("/nonexistent/gemmaclf_cuda.so", "/nonexistent/gemmaclf_cuda.so");
+    int rc = in_child("/nonexistent/gemmaclf_cuda.so", "/nonexistent/gemmaclf_cuda.so", NULL);
     CHECK(rc == 0, "bogus plugin path: child status %d", rc);
     /* a real shared object without the entry point */
-    rc = in_child("libm.so.6", "not a gemmaclf CUDA plugin");
+    rc = in_child("libm.so.6", "not a gemmaclf CUDA plugin", NULL);
     CHECK(rc == 0, "foreign shared object as plugin: child status %d", rc);
 
     gc_model *m = load_tiny();
     if (!m)
         return gct_finish("test_device");
+    rc = in_child(NULL, NULL, m);
+    CHECK(rc == 0, "auto without a driver stays light: child status %d", rc);
     int have_gpu = 0;
     test_real_plugin(m, &have_gpu);
     test_auto_and_cuda(m, have_gpu);

@@ -56,13 +56,31 @@ static int own_dir(char *buf, size_t len)
     return snprintf(buf, len, "%s", real) < (int)len;
 }
 
+/* The plugin links cuBLAS, whose libraries are hundreds of MB: mapping them costs every
+ * process ~100 MB of private memory and ~100 ms, for nothing on a machine without a GPU
+ * driver. So the default search first checks that the driver library can be loaded at all. */
+static int driver_present(void)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        snprintf(load_error, sizeof load_error,
+                 "no CUDA device: NVIDIA driver library libcuda.so.1 not found (%s)",
+                 why ? why : "dlopen failed");
+        return 0;
+    }
+    return 1; /* kept open: the plugin uses it next */
+}
+
 static void load(void)
 {
     const char *env = getenv("GEMMACLF_CUDA_PLUGIN");
     if (env && *env) {
-        try_open(env);
+        try_open(env); /* an explicit plugin is always tried, driver or not */
         return;
     }
+    if (!driver_present())
+        return;
     char dir[PATH_MAX], path[PATH_MAX + 64];
     if (own_dir(dir, sizeof dir)) {
         /* beside the PostgreSQL module; ../lib or ../build relative to bin/gemmaclf; ..
