@@ -15,16 +15,16 @@ SELECT classify_hate('x');
 SET gemmaclf.model_path = 'relative/dir';
 SELECT classify_hate(ARRAY['x']);
 -- a directory whose files are broken: the engine's reason goes to DETAIL
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/gemmaclf_broken && mkdir -p /tmp/gemmaclf_broken && echo "{ not json" > /tmp/gemmaclf_broken/config.json';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/gemmaclf_broken && mkdir -p /tmp/gemmaclf_broken && echo "{ not json" > /tmp/gemmaclf_broken/config.json';
 SET gemmaclf.model_path = '/tmp/gemmaclf_broken';
 \set VERBOSITY terse
 SELECT classify_hate_scores('x');
 \set VERBOSITY default
-COPY (SELECT 1) TO PROGRAM 'printf "{\"architectures\": [\"Gemma3ForCausalLM\"]}" > /tmp/gemmaclf_broken/config.json';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; printf "{\"architectures\": [\"Gemma3ForCausalLM\"]}" > /tmp/gemmaclf_broken/config.json';
 \set VERBOSITY terse
 SELECT gemmaclf_model_info();
 \set VERBOSITY default
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/gemmaclf_broken';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/gemmaclf_broken';
 -- back to a good model: works again in the same session
 SET gemmaclf.model_path = :'ref';
 SELECT classify_hate('Sali');
