@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "gc_json.h"
-#include "tokenizer.h"
+#include "common/json_string.h"
+#include "tokenizer/tokenizer.h"
 
 static double now(void)
 {

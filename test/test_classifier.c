@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "classifier.h"
+#include "classifier/classifier.h"
 #include "gc_test.h"
-#include "utf8_repair.h"
+#include "common/utf8_repair.h"
 
 #define REF "reference/hf-trained-classifier"
 

@@ -15,9 +15,9 @@
 
 #include <cJSON.h>
 
-#include "gc_json.h"
+#include "common/json_string.h"
 #include "gc_test.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define PREFIX "classify the following comment into Hate, Extreme Hate or Not Hate: "
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model_locate.h"
+#include "classifier/model_locate.h"
 
 static int parse_int(const char *opt, const char *v, int lo, int *out)
 {

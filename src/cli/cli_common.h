@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "classifier.h"
+#include "classifier/classifier.h"
 
 typedef struct cli_opts {
     const char *model_dir; /* NULL = the bundled default */

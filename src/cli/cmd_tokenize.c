@@ -11,8 +11,8 @@
 #include <cJSON.h>
 
 #include "commands.h"
-#include "gc_json.h"
-#include "tokenizer.h"
+#include "common/json_string.h"
+#include "tokenizer/tokenizer.h"
 
 static int encode_line(const gc_tokenizer *t, const char *line, size_t n, int flags,
                        const char *chat, gc_ids *ids, FILE *out, gc_err *e)

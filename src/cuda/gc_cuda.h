@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "cuda_plugin.h"
+#include "model/cuda_plugin.h"
 }
 
 /* Kernel launch. GCU_EMULATE builds the plugin with g++ against test/cuda_emu, a CPU stand-in
