@@ -12,8 +12,9 @@
 #include <unistd.h>
 
 #include "classifier/classifier.h"
+#include "classifier/prompt.h"
 #include "gc_test.h"
-#include "common/utf8_repair.h"
+#include "common/utf8.h"
 
 #define REF "reference/hf-trained-classifier"
 
@@ -69,8 +70,8 @@ static void test_utf8(void)
     char *r = gc_utf8_repair("a\xff" "b\xc3", 4, &n);
     CHECK(r && n == 8 && !memcmp(r, "a\xef\xbf\xbd" "b\xef\xbf\xbd", 8), "repair");
     free(r);
-    CHECK(gc_utf8_clean("h\xc3\xa9", 3) && !gc_utf8_clean("\xed\xa0\x80", 3) &&
-          !gc_utf8_clean("\xc0\xaf", 2) && !gc_utf8_clean("\xf4\x90\x80\x80", 4), "validation");
+    CHECK(gc_utf8_valid("h\xc3\xa9", 3) && !gc_utf8_valid("\xed\xa0\x80", 3) &&
+          !gc_utf8_valid("\xc0\xaf", 2) && !gc_utf8_valid("\xf4\x90\x80\x80", 4), "validation");
     CHECK(gc_utf8_cut("ab\xe2\x82\xac", 4) == 2 && gc_utf8_cut("ab\xe2\x82\xac", 5) == 5 &&
           gc_utf8_cut("abc", 2) == 2, "cut on sequence boundaries");
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/utf8_repair.h"
+#include "classifier/prompt.h"
 
 /* A forward pass gets at most this many tokens (one longer text still runs alone), and in
  * full-sequence scoring at most this many vocabulary-wide logit floats. */
@@ -20,8 +20,7 @@ struct gc_classifier {
     gc_ids label_ids[GC_MAX_LABELS];
     int first_token;            /* labels' first ids all differ */
     int32_t first_ids[GC_MAX_LABELS];
-    gc_ids head;                /* prompt ids every probe comment shares at the start */
-    gc_ids tail;                /* ... and at the end (turn markers) */
+    gc_prompt_frame frame;      /* prompt ids every comment shares at the start and end */
     int32_t stop[16];
     int n_stop;
     double load_ms;
@@ -31,7 +30,7 @@ struct gc_session {
     const gc_classifier *c;
     gc_session_opts opts;
     gc_ctx *ctx;
-    gc_prefix *prefix; /* key/values of c->head; NULL when there is no shared head */
+    gc_prefix *prefix; /* key/values of c->frame.head; NULL when there is no shared head */
 };
 
 static double now_ms(void)
@@ -39,60 +38,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
-{
-    size_t i = 0;
-    while (i < na && i < nb && a[i] == b[i])
-        i++;
-    return i;
-}
-
-static size_t common_suffix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
-{
-    size_t i = 0;
-    while (i < na && i < nb && a[na - 1 - i] == b[nb - 1 - i])
-        i++;
-    return i;
-}
-
-/* The shared head and tail of the prompt: common to prompts of comments that differ in their
- * first and last characters, so they can't include comment tokens. */
-static gc_status find_prompt_markers(gc_classifier *c, gc_err *e)
-{
-    static const char *const probes[] = {"a", "Z", "7", "!", "\xe4\xbd\xa0", "(x)"};
-    gc_ids p = {0};
-    gc_status st = GC_OK;
-    size_t nhead = 0, ntail = 0, minlen = 0;
-    for (size_t i = 0; i < sizeof probes / sizeof probes[0] && !st; i++) {
-        gc_ids_clear(&p);
-        st = gc_tokenizer_encode_chat_prompt(c->tok, c->cfg.prompt_prefix, probes[i],
-                                             strlen(probes[i]), &p, e);
-        if (st)
-            break;
-        if (i == 0) {
-            st = gc_ids_append(&c->head, p.v, p.n, e);
-            if (!st)
-                st = gc_ids_append(&c->tail, p.v, p.n, e);
-            nhead = ntail = minlen = p.n;
-            continue;
-        }
-        size_t h = common_prefix(c->head.v, nhead, p.v, p.n);
-        size_t t = common_suffix(c->tail.v, c->tail.n, p.v, p.n);
-        nhead = h < nhead ? h : nhead;
-        ntail = t < ntail ? t : ntail;
-        minlen = p.n < minlen ? p.n : minlen;
-    }
-    gc_ids_free(&p);
-    if (st)
-        return st;
-    if (nhead + ntail >= minlen) /* cannot happen for a sane template; be safe */
-        ntail = 0, nhead = minlen ? minlen - 1 : 0;
-    c->head.n = nhead;
-    memmove(c->tail.v, c->tail.v + c->tail.n - ntail, ntail * sizeof(int32_t));
-    c->tail.n = ntail;
-    return GC_OK;
 }
 
 static gc_status encode_labels(gc_classifier *c, gc_err *e)
@@ -150,7 +95,7 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
     if (!st)
         st = encode_labels(c, e);
     if (!st)
-        st = find_prompt_markers(c, e);
+        st = gc_prompt_frame_find(c->tok, c->cfg.prompt_prefix, &c->frame, e);
     if (st) {
         gc_classifier_free(c);
         return st;
@@ -182,8 +127,7 @@ void gc_classifier_free(gc_classifier *c)
         return;
     for (int i = 0; i < GC_MAX_LABELS; i++)
         gc_ids_free(&c->label_ids[i]);
-    gc_ids_free(&c->head);
-    gc_ids_free(&c->tail);
+    gc_prompt_frame_free(&c->frame);
     gc_labels_config_free(&c->cfg);
     gc_tokenizer_free(c->tok);
     gc_model_free(c->model);
@@ -199,7 +143,7 @@ const gc_tokenizer *gc_classifier_tokenizer(const gc_classifier *c) { return c->
 const char *gc_classifier_dir(const gc_classifier *c) { return c->dir; }
 double gc_classifier_load_ms(const gc_classifier *c) { return c->load_ms; }
 int gc_classifier_first_token_scoring(const gc_classifier *c) { return c->first_token; }
-int gc_classifier_shared_prefix_len(const gc_classifier *c) { return (int)c->head.n; }
+int gc_classifier_shared_prefix_len(const gc_classifier *c) { return (int)c->frame.head.n; }
 
 const int32_t *gc_classifier_label_ids(const gc_classifier *c, int i, int *n)
 {
@@ -228,8 +172,8 @@ gc_status gc_session_new(const gc_classifier *c, const gc_session_opts *opts, gc
         s->opts = *opts;
     gc_session_set_limits(s, s->opts.batch_size, s->opts.max_input_tokens);
     gc_status st = gc_ctx_new(c->model, &s->opts.ctx, &s->ctx, e);
-    if (!st && c->head.n > 0)
-        st = gc_prefix_new(s->ctx, c->head.v, (int)c->head.n, &s->prefix, e);
+    if (!st && c->frame.head.n > 0)
+        st = gc_prefix_new(s->ctx, c->frame.head.v, (int)c->frame.head.n, &s->prefix, e);
     if (st) {
         gc_session_free(s);
         return st;
@@ -264,50 +208,27 @@ static size_t label_tokens_max(const gc_classifier *c)
     return m;
 }
 
-static int is_ascii_space(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
-}
-
 gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids *out, gc_err *e)
 {
     const gc_classifier *c = s->c;
-    char *fixed = NULL;
-    if (!gc_utf8_clean(text, len)) {
-        if (!(fixed = gc_utf8_repair(text, len, &len)))
-            return gc_fail(e, GC_ENOMEM, "out of memory repairing a %zu-byte text", len);
-        text = fixed;
-    }
-    /* The template strips the comment anyway; dropping leading blanks first keeps them from
-     * eating the byte budget. */
-    while (len > 0 && is_ascii_space(*text))
-        text++, len--;
     size_t max_tok = (size_t)s->opts.max_input_tokens;
     /* Never past the positions the model was trained for (prompt markers and labels included). */
-    size_t fixed_ids = c->head.n + c->tail.n + label_tokens_max(c) + 8;
+    size_t fixed_ids = c->frame.head.n + c->frame.tail.n + label_tokens_max(c) + 8;
     size_t max_pos = (size_t)gc_model_config(c->model)->max_position_embeddings;
     if (max_pos > fixed_ids && max_tok > max_pos - fixed_ids)
         max_tok = max_pos - fixed_ids;
-    size_t cap = max_tok * 64 > 4096 ? max_tok * 64 : 4096;
-    if (len > cap)
-        len = gc_utf8_cut(text, cap);
-
-    size_t base = out->n;
-    gc_status st = gc_tokenizer_encode_chat_prompt(c->tok, c->cfg.prompt_prefix, text, len, out, e);
-    free(fixed);
+    /* A byte budget ahead of tokenizing, generous at 64 bytes per token. */
+    size_t max_bytes = max_tok * 64 > 4096 ? max_tok * 64 : 4096;
+    char *owned;
+    gc_status st = gc_prompt_clip_text(&text, &len, max_bytes, &owned, e);
     if (st)
         return st;
-    int32_t *ids = out->v + base;
-    size_t n = out->n - base;
-    size_t cs = common_prefix(ids, n, c->head.v, c->head.n);
-    size_t ce = n - common_suffix(ids, n, c->tail.v, c->tail.n);
-    if (ce < cs)
-        ce = cs;
-    if (ce - cs > max_tok) { /* keep the first max_tok comment tokens and the closing markers */
-        memmove(ids + cs + max_tok, ids + ce, (n - ce) * sizeof *ids);
-        out->n = base + cs + max_tok + (n - ce);
-    }
-    return GC_OK;
+    size_t base = out->n;
+    st = gc_prompt_encode(c->tok, c->cfg.prompt_prefix, text, len, out, e);
+    free(owned);
+    if (!st)
+        gc_prompt_truncate(&c->frame, out, base, max_tok);
+    return st;
 }
 
 /* ---- scoring ----------------------------------------------------------------------------- */
@@ -499,9 +420,9 @@ gc_status gc_classify(gc_session *s, int n, const char *const *texts, const size
             gc_err_prefix(e, "text %d", i + 1);
             break;
         }
-        size_t len = ids.n - off, h = c->head.n;
+        size_t len = ids.n - off, h = c->frame.head.n;
         /* Reuse the cached head only when this prompt really starts with it (and goes on). */
-        if (s->prefix && len > h && !memcmp(ids.v + off, c->head.v, h * sizeof(int32_t)))
+        if (s->prefix && len > h && !memcmp(ids.v + off, c->frame.head.v, h * sizeof(int32_t)))
             with[nw++] = (item){i, off + h, len - h};
         else
             without[nwo++] = (item){i, off, len};

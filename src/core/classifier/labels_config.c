@@ -1,5 +1,8 @@
 #include "classifier/labels_config.h"
 
+#include "classifier/prompt.h"
+#include "common/file_read.h"
+
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -119,25 +122,14 @@ gc_status gc_labels_config_load(const char *model_dir, gc_labels_config *cfg, gc
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/gemmaclf.json", model_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return set_defaults(cfg, e);
-        return gc_fail(e, GC_EIO, "%s: %s", path, strerror(errno));
-    }
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1 << 20) &&
-        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
-        fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-    } else {
-        free(buf);
-        fclose(f);
-        return gc_fail(e, GC_EIO, "%s: cannot read (or larger than 1 MiB)", path);
-    }
-    fclose(f);
-    gc_status st = gc_labels_config_parse(buf, cfg, e);
+    char *buf;
+    size_t len;
+    gc_status st = gc_read_file(path, (size_t)1 << 20, &buf, &len, e);
+    if (st == GC_EIO && errno == ENOENT)
+        return set_defaults(cfg, e);
+    if (st)
+        return st;
+    st = gc_labels_config_parse(buf, cfg, e);
     free(buf);
     if (st)
         gc_err_prefix(e, "%s", path);

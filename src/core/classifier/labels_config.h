@@ -1,14 +1,11 @@
 /* gemmaclf.json beside a model: which labels the classifier scores, the prompt prefix and
- * per-label score biases. Absent file = the defaults of the seed's hate-speech classifier. */
+ * per-label score biases. Absent file = the defaults (prompt prefix: classifier/prompt.h) of the seed's hate-speech classifier. */
 #ifndef GC_LABELS_CONFIG_H
 #define GC_LABELS_CONFIG_H
 
 #include "common/error.h"
 
 #define GC_MAX_LABELS 32
-
-#define GC_DEFAULT_PROMPT_PREFIX \
-    "classify the following comment into Hate, Extreme Hate or Not Hate: "
 
 typedef struct gc_labels_config {
     int n_labels;

@@ -1,40 +1,51 @@
-/* UTF-8 validation and decoding, and the two whitespace classes the pipeline needs:
- * Unicode White_Space (Rust's char::is_whitespace / regex \s, used by added-token
- * lstrip/rstrip and the Strip normalizer) and Python's str.isspace (the chat template's
- * `| trim`, i.e. str.strip()). */
+/* UTF-8 validation, decoding, repair, cutting and trimming (see utf8.h). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "common/utf8.h"
+
+/* Length of the valid UTF-8 sequence at s (avail bytes left), 0 if it is not one. The
+ * second byte's range rules out overlongs (E0, F0), surrogates (ED) and > U+10FFFF (F4). */
+static size_t seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : lo;
+        hi = c == 0xED ? 0x9F : hi;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : lo;
+        hi = c == 0xF4 ? 0x8F : hi;
+    } else {
+        return 0;
+    }
+    if (avail < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
 
 int gc_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
+    for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) {
             i++;
             continue;
         }
-        size_t k;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            k = 1, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
+        size_t k = seq_len(s + i, n - i);
+        if (!k)
             return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += k + 1;
+        i += k;
     }
     return 1;
 }
@@ -56,6 +67,47 @@ uint32_t gc_utf8_decode(const char *str, size_t n, size_t *len)
     }
 }
 
+char *gc_utf8_repair(const char *s, size_t len, size_t *out_len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len > ((size_t)-1 - 1) / 3)
+        return NULL;
+    char *out = malloc(len * 3 + 1); /* worst case: every byte becomes 3 bytes */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = seq_len(p + i, len - i);
+        if (k) {
+            memcpy(out + o, p + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
+}
+
+size_t gc_utf8_cut(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = len;
+    /* Step back over continuation bytes to the start of the last sequence. */
+    while (n > 0 && (p[n - 1] & 0xC0) == 0x80 && len - n < 3)
+        n--;
+    if (n == 0)
+        return len;
+    unsigned c = p[n - 1];
+    size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return (len - (n - 1) >= need) ? len : n - 1;
+}
+
 static int space_common(uint32_t c)
 {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -67,3 +119,21 @@ int gc_unicode_is_white_space(uint32_t c) { return space_common(c); }
 
 /* Python adds the information separators U+001C..U+001F (bidi class B/S). */
 int gc_python_is_space(uint32_t c) { return space_common(c) || (c >= 0x1C && c <= 0x1F); }
+
+void gc_utf8_trim(const char *s, size_t n, int (*is_space)(uint32_t), int left, int right,
+                  size_t *a, size_t *b)
+{
+    size_t i = 0, j = n, l;
+    while (left && i < j && is_space(gc_utf8_decode(s + i, j - i, &l)))
+        i += l;
+    while (right && j > i) {
+        size_t p = j - 1;
+        while (p > i && ((unsigned char)s[p] & 0xC0) == 0x80)
+            p--;
+        if (!is_space(gc_utf8_decode(s + p, j - p, &l)))
+            break;
+        j = p;
+    }
+    *a = i;
+    *b = j;
+}

@@ -13,8 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file_read.h"
 #include "model/model.h"
 #include "model/safetensors.h"
+
+/* config.json is a few KiB; the cap only stops a wrong path from being slurped. */
+#define GC_CONFIG_JSON_MAX ((size_t)1 << 26)
 
 #define CACHE_MAGIC "GCF32C01"
 #define CACHE_HEADER 64
@@ -39,29 +43,6 @@ typedef struct want {
     const gc_st_tensor *t;
     size_t conv_off; /* offset in the converted block, or SIZE_MAX when used in place */
 } want;
-
-static char *read_file(const char *path, size_t *len, gc_err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        gc_fail(e, GC_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < (1L << 26) &&
-        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) &&
-        fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-        fclose(f);
-        return buf;
-    }
-    fclose(f);
-    free(buf);
-    gc_fail(e, GC_EIO, "%s: cannot read", path);
-    return NULL;
-}
 
 static float bf16_to_f32(uint16_t h)
 {
@@ -357,8 +338,10 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
     size_t len;
-    char *json = read_file(path, &len, e);
-    gc_status st = json ? gc_config_parse(json, len, &m->cfg, e) : (e ? e->code : GC_EIO);
+    char *json;
+    gc_status st = gc_read_file(path, GC_CONFIG_JSON_MAX, &json, &len, e);
+    if (!st)
+        st = gc_config_parse(json, len, &m->cfg, e);
     free(json);
     if (st) {
         if (json)

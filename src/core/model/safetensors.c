@@ -3,6 +3,8 @@
  * Everything the header claims is checked against the file before any pointer is handed out. */
 #include "model/safetensors.h"
 
+#include "common/file_read.h"
+
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +15,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* model.safetensors.index.json: one line per tensor, a few MiB for the largest models. */
+#define GC_INDEX_JSON_MAX ((size_t)1 << 28)
 
 /* The format caps the header at 100 MB; anything larger is a corrupt or hostile file. */
 #define MAX_HEADER_BYTES (100u * 1024 * 1024)
@@ -312,44 +317,6 @@ char *gc_st_metadata_get(const gc_st_file *f, const char *key)
 
 /* ---- model directories: single file or sharded index ---- */
 
-static char *read_text(const char *path, size_t *len, gc_err *e)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        gc_fail(e, GC_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                gc_fail(e, GC_ENOMEM, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, 4096, fp);
-        n += r;
-        if (r < 4096)
-            break;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad) {
-        free(buf);
-        gc_fail(e, GC_EIO, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static gc_status add_file(gc_st_set *s, const char *path, gc_err *e)
 {
     for (int i = 0; i < s->n_files; i++)
@@ -369,9 +336,10 @@ static gc_status add_file(gc_st_set *s, const char *path, gc_err *e)
 static gc_status open_index(gc_st_set *s, const char *dir, const char *index_path, gc_err *e)
 {
     size_t len;
-    char *text = read_text(index_path, &len, e);
-    if (!text)
-        return e ? e->code : GC_EIO;
+    char *text;
+    gc_status rst = gc_read_file(index_path, GC_INDEX_JSON_MAX, &text, &len, e);
+    if (rst)
+        return rst;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

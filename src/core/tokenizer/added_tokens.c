@@ -90,31 +90,20 @@ static int special_allowed(const gc_special_policy *pol, size_t start)
     return lo < pol->n_allowed && pol->allowed_at[lo] == start;
 }
 
-/* Start of the run of White_Space characters that ends at s[end] (regex `\s*$`). */
+/* Start of the run of White_Space characters ending at s[end] (regex `\s*$`). */
 static size_t white_run_start(const char *s, size_t end)
 {
-    while (end > 0) {
-        size_t b = end - 1;
-        while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80)
-            b--;
-        size_t l;
-        if (!gc_unicode_is_white_space(gc_utf8_decode(s + b, end - b, &l)))
-            break;
-        end = b;
-    }
-    return end;
+    size_t a, b;
+    gc_utf8_trim(s, end, gc_unicode_is_white_space, 0, 1, &a, &b);
+    return b;
 }
 
 /* End of the run of White_Space characters starting at s[p] (regex `^\s*`). */
 static size_t white_run_end(const char *s, size_t n, size_t p)
 {
-    while (p < n) {
-        size_t l;
-        if (!gc_unicode_is_white_space(gc_utf8_decode(s + p, n - p, &l)))
-            break;
-        p += l;
-    }
-    return p;
+    size_t a, b;
+    gc_utf8_trim(s + p, n - p, gc_unicode_is_white_space, 1, 0, &a, &b);
+    return p + a;
 }
 
 static gc_status push(gc_split **out, size_t *n, size_t *cap, size_t a, size_t b, int32_t id,

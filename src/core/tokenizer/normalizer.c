@@ -142,17 +142,8 @@ static gc_status replace(const nz_step *st, const char *s, size_t n, gc_buf *out
 
 static gc_status strip(const nz_step *st, const char *s, size_t n, gc_buf *out, gc_err *e)
 {
-    size_t a = 0, b = n, l;
-    while (st->left && a < b && gc_unicode_is_white_space(gc_utf8_decode(s + a, b - a, &l)))
-        a += l;
-    while (st->right && b > a) {
-        size_t p = b - 1;
-        while (p > a && ((unsigned char)s[p] & 0xC0) == 0x80)
-            p--;
-        if (!gc_unicode_is_white_space(gc_utf8_decode(s + p, b - p, &l)))
-            break;
-        b = p;
-    }
+    size_t a, b;
+    gc_utf8_trim(s, n, gc_unicode_is_white_space, st->left, st->right, &a, &b);
     return gc_buf_put(out, s + a, b - a, e);
 }
 

@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file_read.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_internal.h"
+
+/* tokenizer.json is 33 MB for Gemma 3 (262k tokens, 515k merges). */
+#define GC_TOKENIZER_FILE_MAX ((size_t)1 << 30)
 
 struct gc_tokenizer {
     gc_bpe bpe;
@@ -48,32 +52,6 @@ gc_status gc_json_string_pattern(const cJSON *obj, const char *what, const char 
     return gc_fail(e, GC_EFORMAT, "%s: missing \"pattern\": {\"String\": ...}", what);
 }
 
-static gc_status read_file(const char *path, char **data, size_t *len, gc_err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return gc_fail(e, GC_EIO, "cannot open %s", path);
-    gc_buf b = {0};
-    gc_status st = GC_OK;
-    char chunk[1 << 16];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if ((st = gc_buf_put(&b, chunk, r, e)) != GC_OK)
-            break;
-    if (st == GC_OK && ferror(f))
-        st = gc_fail(e, GC_EIO, "error reading %s", path);
-    fclose(f);
-    if (st == GC_OK && !b.p)
-        st = gc_buf_put(&b, "", 0, e);
-    if (st != GC_OK) {
-        gc_buf_free(&b);
-        return st;
-    }
-    *data = b.p;
-    *len = b.n;
-    return GC_OK;
-}
-
 static gc_status parse_json_file(const char *dir, const char *name, int optional, cJSON **out,
                                  gc_err *e)
 {
@@ -83,7 +61,7 @@ static gc_status parse_json_file(const char *dir, const char *name, int optional
         return gc_fail(e, GC_EINVAL, "path too long: %s/%s", dir, name);
     char *data;
     size_t len;
-    gc_status st = read_file(path, &data, &len, e);
+    gc_status st = gc_read_file(path, GC_TOKENIZER_FILE_MAX, &data, &len, e);
     if (st != GC_OK)
         return optional && st == GC_EIO ? GC_OK : st;
     *out = cJSON_ParseWithLength(data, len);
@@ -305,7 +283,7 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
     gc_span vocab, merges;
     if (snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= (int)sizeof path)
         return gc_fail(e, GC_EINVAL, "path too long: %s", dir);
-    gc_status st = read_file(path, &doc, &doc_n, e);
+    gc_status st = gc_read_file(path, GC_TOKENIZER_FILE_MAX, &doc, &doc_n, e);
     if (st == GC_OK)
         st = gc_tokjson_split(doc, doc_n, &vocab, &merges, &rest, &rest_n, e);
     if (st == GC_OK && !(root = cJSON_ParseWithLength(rest, rest_n)))
@@ -495,71 +473,13 @@ gc_status gc_tokenizer_encode(const gc_tokenizer *t, const char *text, size_t le
     return encode_with(t, text, len, &pol, (flags & GC_TOK_ADD_SPECIAL) != 0, out, e);
 }
 
-/* ---- the Gemma 3 chat prompt ---- */
-/* Python str.strip(): trims characters for which str.isspace() is true. */
-static void py_strip(const char *s, size_t n, size_t *a, size_t *b)
+gc_status gc_tokenizer_encode_special_at(const gc_tokenizer *t, const char *text, size_t len,
+                                         const size_t *special_at, size_t n_special_at,
+                                         gc_ids *out, gc_err *e)
 {
-    size_t i = 0, j = n, l;
-    while (i < j && gc_python_is_space(gc_utf8_decode(s + i, j - i, &l)))
-        i += l;
-    while (j > i) {
-        size_t p = j - 1;
-        while (p > i && ((unsigned char)s[p] & 0xC0) == 0x80)
-            p--;
-        if (!gc_python_is_space(gc_utf8_decode(s + p, j - p, &l)))
-            break;
-        j = p;
-    }
-    *a = i;
-    *b = j;
-}
-
-static gc_status put_marker(gc_buf *r, size_t *at, size_t *n_at, const gc_tokenizer *t,
-                            int32_t id, gc_err *e)
-{
-    at[(*n_at)++] = r->n;
-    return gc_buf_put(r, t->id_tok[id], t->id_len[id], e);
-}
-
-gc_status gc_tokenizer_encode_chat_prompt(const gc_tokenizer *t, const char *prefix,
-                                          const char *comment, size_t len, gc_ids *out,
-                                          gc_err *e)
-{
-    if (!prefix)
-        prefix = "";
-    size_t np = strlen(prefix);
-    if ((!comment && len) || !gc_utf8_valid(prefix, np) || (len && !gc_utf8_valid(comment, len)))
-        return gc_fail(e, GC_EINVAL, "tokenizer: chat prompt text is not valid UTF-8");
-    int32_t sot = gc_tokenizer_token_id(t, "<start_of_turn>");
-    int32_t eot = gc_tokenizer_token_id(t, "<end_of_turn>");
-    if (sot < 0 || eot < 0 || t->bos_id < 0 || !t->gemma_chat_template)
-        return gc_fail(e, GC_EUNSUPPORTED,
-                       "tokenizer: not a Gemma chat tokenizer (needs <bos>, <start_of_turn>, "
-                       "<end_of_turn> and a Gemma chat template)");
-    /* The template renders message['content'] | trim, content = prefix + strip(comment). */
-    gc_buf content = {0}, r = {0};
-    size_t a, b, at[4], n_at = 0;
-    py_strip(comment ? comment : "", len, &a, &b);
-    gc_status st = gc_buf_put(&content, prefix, np, e);
-    if (st == GC_OK)
-        st = gc_buf_put(&content, comment ? comment + a : "", b - a, e);
-    if (st == GC_OK)
-        py_strip(content.p, content.n, &a, &b);
-    /* Render the whole string and encode it once, recognising special tokens only at the
-     * template's own markers: the ids then equal HF encoding the rendered string. */
-    if (st == GC_OK && !(st = put_marker(&r, at, &n_at, t, t->bos_id, e)) &&
-        !(st = put_marker(&r, at, &n_at, t, sot, e)) && !(st = gc_buf_put(&r, "user\n", 5, e)) &&
-        !(st = gc_buf_put(&r, content.p + a, b - a, e)) &&
-        !(st = put_marker(&r, at, &n_at, t, eot, e)) && !(st = gc_buf_put(&r, "\n", 1, e)) &&
-        !(st = put_marker(&r, at, &n_at, t, sot, e)))
-        st = gc_buf_put(&r, "model\n", 6, e);
-    if (st == GC_OK) {
-        gc_special_policy pol = {.allowed_at = at, .n_allowed = n_at};
-        st = encode_with(t, r.p, r.n, &pol, 0, out, e);
-    }
-    gc_buf_free(&content);
-    gc_buf_free(&r);
-    return st;
+    gc_special_policy pol = {.none = n_special_at == 0, .allowed_at = special_at,
+                             .n_allowed = n_special_at};
+    return encode_with(t, text, len, &pol, 0, out, e);
 }
 
 /* ---- decoding and lookups ---- */
@@ -619,6 +539,7 @@ const char *gc_tokenizer_token(const gc_tokenizer *t, int32_t id)
 int32_t gc_tokenizer_bos_id(const gc_tokenizer *t) { return t->bos_id; }
 int32_t gc_tokenizer_eos_id(const gc_tokenizer *t) { return t->eos_id; }
 int gc_tokenizer_has_chat_template(const gc_tokenizer *t) { return t->has_chat_template; }
+int gc_tokenizer_has_gemma_chat_template(const gc_tokenizer *t) { return t->gemma_chat_template; }
 int gc_tokenizer_is_special(const gc_tokenizer *t, int32_t id)
 {
     return id >= 0 && id < t->n_ids && t->id_special[id];

@@ -38,15 +38,16 @@ int gc_tokenizer_has_chat_template(const gc_tokenizer *t);
 /* 1 if id is an added token with special: true (skipped by decode's skip_special). */
 int gc_tokenizer_is_special(const gc_tokenizer *t, int32_t id);
 
-/* The Gemma 3 chat template for one user turn plus the generation prompt:
- *   <bos><start_of_turn>user\n + prefix + strip(comment) + <end_of_turn>\n<start_of_turn>model\n
- * The turn markers are the special tokens; `prefix` and the comment are encoded as ordinary
- * text (GC_TOK_PLAIN: a comment cannot forge turns). strip() is Python str.strip(). The ids
- * equal apply_chat_template(..., add_generation_prompt=True) for comments without special-
- * token strings. (Callers that cache the key/values of the leading ids compare ids; they do
- * not assume the prefix's ids are independent of the comment.) */
-gc_status gc_tokenizer_encode_chat_prompt(const gc_tokenizer *t, const char *prefix,
-                                          const char *comment, size_t len, gc_ids *out,
-                                          gc_err *e);
+/* 1 if there is no chat_template or it is Gemma's (<start_of_turn> turns): the chat prompt
+ * of classifier/prompt.h applies. */
+int gc_tokenizer_has_gemma_chat_template(const gc_tokenizer *t);
+
+/* Encodes text without the post-processor, recognising special added tokens only where one
+ * starts at a byte offset in special_at[0..n_special_at) (sorted); with n_special_at == 0
+ * nowhere (as GC_TOK_PLAIN). A prompt renderer lists its own markers' offsets, so text it
+ * embeds cannot forge them. */
+gc_status gc_tokenizer_encode_special_at(const gc_tokenizer *t, const char *text, size_t len,
+                                         const size_t *special_at, size_t n_special_at,
+                                         gc_ids *out, gc_err *e);
 
 #endif
