@@ -180,12 +180,12 @@ int gc_prefix_len(const gc_prefix *p) { return p ? p->n : 0; }
 static gc_prefix *prefix_alloc(const gc_model *m)
 {
     gc_prefix *p = calloc(1, sizeof *p);
-    int L = model_layers(m);
+    int n_layers = model_layers(m);
     if (!p)
         return NULL;
     p->m = m;
-    p->k = calloc(L, sizeof *p->k);
-    p->v = calloc(L, sizeof *p->v);
+    p->k = calloc(n_layers, sizeof *p->k);
+    p->v = calloc(n_layers, sizeof *p->v);
     if (!p->k || !p->v) {
         gc_prefix_free(p);
         return NULL;
@@ -264,144 +264,221 @@ static gc_status check_batch(const gc_ctx *c, const gc_prefix *prefix, const gc_
     return GC_OK;
 }
 
-/* Scratch layout of one forward call, in floats. */
-typedef struct plan {
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *scores, *out_x, *rows_w;
-} plan;
+/* Dimensions, as in the rest of this file:
+ *   T       tokens in the packed batch (all sequences)    n_past  cached prefix tokens
+ *   H       hidden size        FF  MLP width              V       vocabulary size
+ *   D       head dim           nh / nkv  query / key-value heads
+ *   QD, KD  nh * D, nkv * D (a token's query / key width)
+ *   R       output rows: positions whose logits are wanted (n_out)
+ * Matrices are row-major, one row per token: x[T, H], q[T, QD], k[T, KD], ... */
 
-/* Attention for one sequence (tokens [off, off+L) of the packed batch) in one layer:
- * keys are the prefix's Lp cached ones, then the sequence's own. */
-static void attend(const gc_config *cfg, const plan *P, int layer, size_t off, int L,
-                   const float *pk, const float *pv, int Lp)
+/* Where one forward call keeps its activations: slices of the context's arena. */
+typedef struct scratch {
+    float *x;       /* [T, H] residual stream */
+    float *xn;      /* [T, H] normed input of the current block */
+    float *tmp;     /* [T, H] block output before the residual add */
+    float *q, *att; /* [T, QD] queries, attention output */
+    float *k, *v;   /* [T, KD] keys and values of the current layer */
+    float *gate, *up;   /* [T, FF] MLP */
+    float *scores;      /* [max_len, n_past + max_len] one head's attention weights */
+    float *out_x;       /* [R, H] residual stream of the output rows (last layer, pruned) */
+    float *head_rows;   /* [n_rows, H] the LM head rows wanted */
+} scratch;
+
+/* Floats the scratch needs (the arena is at least this). */
+static size_t scratch_floats(const gc_config *cfg, size_t T, int max_len, int n_past, int R,
+                             int n_rows)
+{
+    const size_t H = (size_t)cfg->hidden_size, FF = (size_t)cfg->intermediate_size;
+    const size_t QD = (size_t)cfg->n_heads * cfg->head_dim;
+    const size_t KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    return T * (3 * H + 2 * QD + 2 * KD + 2 * FF) + (size_t)max_len * (n_past + max_len) +
+           (size_t)R * H + (size_t)n_rows * H + 64;
+}
+
+static scratch scratch_slice(float *a, const gc_config *cfg, size_t T, int max_len, int n_past,
+                             int R)
+{
+    const size_t H = (size_t)cfg->hidden_size, FF = (size_t)cfg->intermediate_size;
+    const size_t QD = (size_t)cfg->n_heads * cfg->head_dim;
+    const size_t KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    scratch sc;
+    sc.x = a, a += T * H;
+    sc.xn = a, a += T * H;
+    sc.tmp = a, a += T * H;
+    sc.q = a, a += T * QD;
+    sc.att = a, a += T * QD;
+    sc.k = a, a += T * KD;
+    sc.v = a, a += T * KD;
+    sc.gate = a, a += T * FF;
+    sc.up = a, a += T * FF;
+    sc.scores = a, a += (size_t)max_len * (n_past + max_len);
+    sc.out_x = a, a += (size_t)R * H;
+    sc.head_rows = a;
+    return sc;
+}
+
+/* Attention of one sequence (tokens [off, off + n_q) of the packed batch) in one layer: its
+ * keys are the prefix's n_past cached ones, then the sequence's own. */
+static void attend_sequence(const gc_config *cfg, const scratch *sc, int layer, size_t off,
+                            int n_q, const float *past_k, const float *past_v, int n_past)
 {
     const int D = cfg->head_dim, nh = cfg->n_heads, rep = nh / cfg->n_kv_heads;
-    const int QD = nh * D, KD = cfg->n_kv_heads * D, Lk = Lp + L;
+    const int QD = nh * D, KD = cfg->n_kv_heads * D, n_keys = n_past + n_q;
     const int sliding = cfg->layer_sliding[layer], W = cfg->sliding_window;
     const float scale = (float)(1.0 / sqrt((double)cfg->query_pre_attn_scalar));
-    float *S = P->scores;
+    float *S = sc->scores;
     for (int h = 0; h < nh; h++) {
         const int g = h / rep;
-        const float *q = P->q + off * QD + (size_t)h * D;
-        const float *k = P->k + off * KD + (size_t)g * D, *v = P->v + off * KD + (size_t)g * D;
-        float *o = P->att + off * QD + (size_t)h * D;
-        if (Lp)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, Lp, D, scale, q, QD,
-                        pk + (size_t)g * D, KD, 0.0f, S, Lk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, D, scale, q, QD, k, KD, 0.0f,
-                    S + Lp, Lk);
-        for (int i = 0; i < L; i++) {
-            int p = Lp + i; /* absolute position of the query; keys 0..p are visible */
+        const float *q = sc->q + off * QD + (size_t)h * D;
+        const float *k = sc->k + off * KD + (size_t)g * D, *v = sc->v + off * KD + (size_t)g * D;
+        float *o = sc->att + off * QD + (size_t)h * D;
+        if (n_past)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n_past, D, scale, q, QD,
+                        past_k + (size_t)g * D, KD, 0.0f, S, n_keys);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_q, n_q, D, scale, q, QD, k, KD,
+                    0.0f, S + n_past, n_keys);
+        for (int i = 0; i < n_q; i++) {
+            int p = n_past + i; /* absolute position of the query; keys 0..p are visible */
             int lo = sliding && p - W + 1 > 0 ? p - W + 1 : 0;
             /* No attention soft-capping: transformers' Gemma 3 attention never passes
              * attn_logit_softcapping to its attention function (the fixtures confirm it). */
-            gc_softmax_range(S + (size_t)i * Lk, Lk, lo, p + 1);
+            gc_softmax_range(S + (size_t)i * n_keys, n_keys, lo, p + 1);
         }
-        if (Lp)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, Lp, 1.0f, S, Lk,
-                        pv + (size_t)g * D, KD, 0.0f, o, QD);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, D, L, 1.0f, S + Lp, Lk, v, KD,
-                    Lp ? 1.0f : 0.0f, o, QD);
+        if (n_past)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_q, D, n_past, 1.0f, S,
+                        n_keys, past_v + (size_t)g * D, KD, 0.0f, o, QD);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_q, D, n_q, 1.0f, S + n_past,
+                    n_keys, v, KD, n_past ? 1.0f : 0.0f, o, QD);
     }
 }
 
-/* The last layer when only a few positions' logits are wanted (a classifier reads one per
- * sequence): keys and values still come from every token, but queries, o_proj and the MLP
- * run only on the R output rows. Leaves the final hidden rows (before the final norm) in
- * P->out_x. */
-static void last_layer_rows(const gc_ctx *c, const plan *P, const gc_batch *b,
-                            const gc_prefix *prefix, int Lp, size_t T, int R)
+/* Attention of output row r alone (its query in sc->q row r; token t = rows[r] of the packed
+ * batch): a matrix-vector product per head over the keys up to its position. */
+static void attend_row(const gc_ctx *c, const scratch *sc, int layer, int r, size_t t,
+                       const gc_prefix *prefix, int n_past)
 {
     const gc_config *cfg = c->cfg;
-    const int l = cfg->n_layers - 1, H = cfg->hidden_size, FF = cfg->intermediate_size;
-    const int D = cfg->head_dim, nh = cfg->n_heads, nkv = cfg->n_kv_heads, rep = nh / nkv;
-    const int QD = nh * D, KD = nkv * D, half = D / 2;
-    const int sliding = cfg->layer_sliding[l], W = cfg->sliding_window;
-    const gc_layer_weights *L = &c->w->layers[l];
-    const rope_cache *rc = &c->rope[sliding ? 1 : 0];
+    const int D = cfg->head_dim, nh = cfg->n_heads, rep = nh / cfg->n_kv_heads;
+    const int QD = nh * D, KD = cfg->n_kv_heads * D;
+    const int sliding = cfg->layer_sliding[layer], W = cfg->sliding_window;
     const float scale = (float)(1.0 / sqrt((double)cfg->query_pre_attn_scalar));
-    const float eps = cfg->rms_norm_eps;
-
-    gc_rmsnorm(P->xn, P->x, L->input_norm, T, H, H, eps);
-    matmul(P->k, P->xn, L->wk, (int)T, KD, H);
-    matmul(P->v, P->xn, L->wv, (int)T, KD, H);
-    gc_rmsnorm(P->k, P->k, L->k_norm, T * nkv, D, D, eps);
-    for (size_t t = 0; t < T; t++)
-        gc_rope(P->k + t * KD, nkv, D, rc->cos + (size_t)c->pos[t] * half,
-                rc->sin + (size_t)c->pos[t] * half);
-    /* queries of the output rows only */
-    for (int r = 0; r < R; r++)
-        memcpy(P->tmp + (size_t)r * H, P->xn + (size_t)b->out_idx[r] * H, H * sizeof(float));
-    matmul(P->q, P->tmp, L->wq, R, QD, H);
-    gc_rmsnorm(P->q, P->q, L->q_norm, (size_t)R * nh, D, D, eps);
-    for (int r = 0; r < R; r++) {
-        int p = c->pos[b->out_idx[r]];
-        gc_rope(P->q + (size_t)r * QD, nh, D, rc->cos + (size_t)p * half, rc->sin + (size_t)p * half);
+    const int p = c->pos[t], i = p - n_past; /* absolute and in-sequence position */
+    const size_t start = t - (size_t)i;      /* the sequence's first packed token */
+    const int lo = sliding && p - W + 1 > 0 ? p - W + 1 : 0, n_keys = p + 1;
+    float *S = sc->scores;
+    for (int h = 0; h < nh; h++) {
+        const int g = h / rep;
+        const float *q = sc->q + (size_t)r * QD + (size_t)h * D;
+        float *o = sc->att + (size_t)r * QD + (size_t)h * D;
+        if (n_past)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, n_past, D, scale,
+                        prefix->k[layer] + (size_t)g * D, KD, q, 1, 0.0f, S, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, i + 1, D, scale,
+                    sc->k + start * KD + (size_t)g * D, KD, q, 1, 0.0f, S + n_past, 1);
+        gc_softmax_range(S, n_keys, lo, n_keys);
+        if (n_past)
+            cblas_sgemv(CblasRowMajor, CblasTrans, n_past, D, 1.0f,
+                        prefix->v[layer] + (size_t)g * D, KD, S, 1, 0.0f, o, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, i + 1, D, 1.0f, sc->v + start * KD + (size_t)g * D,
+                    KD, S + n_past, 1, n_past ? 1.0f : 0.0f, o, 1);
     }
-    for (int r = 0; r < R; r++) {
-        const size_t t = (size_t)b->out_idx[r];
-        const int p = c->pos[t], i = p - Lp; /* absolute and in-sequence position */
-        const size_t start = t - (size_t)i;  /* the sequence's first packed token */
-        const int lo = sliding && p - W + 1 > 0 ? p - W + 1 : 0, Lk = p + 1;
-        float *S = P->scores;
-        for (int h = 0; h < nh; h++) {
-            const int g = h / rep;
-            const float *q = P->q + (size_t)r * QD + (size_t)h * D;
-            float *o = P->att + (size_t)r * QD + (size_t)h * D;
-            if (Lp)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Lp, D, scale, prefix->k[l] + (size_t)g * D,
-                            KD, q, 1, 0.0f, S, 1);
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, i + 1, D, scale,
-                        P->k + start * KD + (size_t)g * D, KD, q, 1, 0.0f, S + Lp, 1);
-            gc_softmax_range(S, Lk, lo, Lk);
-            if (Lp)
-                cblas_sgemv(CblasRowMajor, CblasTrans, Lp, D, 1.0f, prefix->v[l] + (size_t)g * D,
-                            KD, S, 1, 0.0f, o, 1);
-            cblas_sgemv(CblasRowMajor, CblasTrans, i + 1, D, 1.0f,
-                        P->v + start * KD + (size_t)g * D, KD, S + Lp, 1, Lp ? 1.0f : 0.0f, o, 1);
-        }
-    }
-    matmul(P->tmp, P->att, L->wo, R, H, QD);
-    gc_rmsnorm(P->tmp, P->tmp, L->post_attn_norm, R, H, H, eps);
-    for (int r = 0; r < R; r++) {
-        memcpy(P->out_x + (size_t)r * H, P->x + (size_t)b->out_idx[r] * H, H * sizeof(float));
-        gc_add(P->out_x + (size_t)r * H, P->tmp + (size_t)r * H, H);
-    }
-    gc_rmsnorm(P->xn, P->out_x, L->pre_ffn_norm, R, H, H, eps);
-    matmul(P->gate, P->xn, L->w_gate, R, FF, H);
-    matmul(P->up, P->xn, L->w_up, R, FF, H);
-    gc_gelu_tanh_mul(P->gate, P->up, (size_t)R * FF);
-    matmul(P->tmp, P->gate, L->w_down, R, H, FF);
-    gc_rmsnorm(P->tmp, P->tmp, L->post_ffn_norm, R, H, H, eps);
-    gc_add(P->out_x, P->tmp, (size_t)R * H);
 }
 
-/* The whole forward pass. `prefix` (read) supplies cached keys; `capture` (may be the same
- * object) receives this batch's keys/values appended after its current length; it requires a
- * single-sequence batch. */
-static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capture,
-                             gc_batch *b, gc_err *e)
+/* Normed input, then keys and values (k_norm, RoPE) of every token: later queries see them. */
+static void project_kv(const gc_ctx *c, const scratch *sc, const gc_layer_weights *lw,
+                       const rope_cache *rc, size_t T)
 {
     const gc_config *cfg = c->cfg;
-    const gc_weights *w = c->w;
-    size_t T;
-    int maxL;
-    gc_status st = check_batch(c, prefix, b, &T, &maxL, e);
-    if (st || T == 0)
-        return st;
-    if (capture && b->n_seq != 1)
-        return gc_fail(e, GC_EINVAL, "prefix capture needs exactly one sequence");
-    const int H = cfg->hidden_size, FF = cfg->intermediate_size, D = cfg->head_dim;
-    const int nh = cfg->n_heads, nkv = cfg->n_kv_heads, QD = nh * D, KD = nkv * D;
-    const int V = cfg->vocab_size;
-    const int Lp = prefix ? prefix->n : 0;
-    const int n_out = b->n_out < 0 ? (int)T : b->n_out;
-    const int n_rows = b->n_rows > 0 ? b->n_rows : 0;
-    if (c->opts.threads > 0)
-        openblas_set_num_threads(c->opts.threads);
+    const int H = cfg->hidden_size, D = cfg->head_dim, nkv = cfg->n_kv_heads, KD = nkv * D;
+    const int half = D / 2;
+    gc_rmsnorm(sc->xn, sc->x, lw->input_norm, T, H, H, cfg->rms_norm_eps);
+    matmul(sc->k, sc->xn, lw->wk, (int)T, KD, H);
+    matmul(sc->v, sc->xn, lw->wv, (int)T, KD, H);
+    gc_rmsnorm(sc->k, sc->k, lw->k_norm, T * nkv, D, D, cfg->rms_norm_eps);
+    for (size_t t = 0; t < T; t++)
+        gc_rope(sc->k + t * KD, nkv, D, rc->cos + (size_t)c->pos[t] * half,
+                rc->sin + (size_t)c->pos[t] * half);
+}
 
-    size_t need = T * (3 * (size_t)H + 2 * (size_t)QD + 2 * (size_t)KD + 2 * (size_t)FF) +
-                  (size_t)maxL * (Lp + maxL) + (size_t)n_out * H + (size_t)n_rows * H + 64;
-    if ((st = ensure_arena(c, need, e)) || (st = ensure_rope(c, Lp + maxL, e)))
+/* Queries (q_norm, RoPE) of n rows of normed input xn_rows; row r is packed token rows[r]
+ * (rows NULL: token r). */
+static void project_q(const gc_ctx *c, const scratch *sc, const gc_layer_weights *lw,
+                      const rope_cache *rc, const float *xn_rows, size_t n, const int32_t *rows)
+{
+    const gc_config *cfg = c->cfg;
+    const int H = cfg->hidden_size, D = cfg->head_dim, nh = cfg->n_heads, QD = nh * D;
+    const int half = D / 2;
+    matmul(sc->q, xn_rows, lw->wq, (int)n, QD, H);
+    gc_rmsnorm(sc->q, sc->q, lw->q_norm, n * nh, D, D, cfg->rms_norm_eps);
+    for (size_t r = 0; r < n; r++) {
+        const int p = c->pos[rows ? (size_t)rows[r] : r];
+        gc_rope(sc->q + r * QD, nh, D, rc->cos + (size_t)p * half, rc->sin + (size_t)p * half);
+    }
+}
+
+/* The rest of the layer for n rows whose attention output is in sc->att: o_proj and the MLP,
+ * each normed before and after, added to the residual stream x[n, H]. */
+static void attn_out_and_mlp(const gc_config *cfg, const scratch *sc, const gc_layer_weights *lw,
+                             float *x, size_t n)
+{
+    const int H = cfg->hidden_size, FF = cfg->intermediate_size;
+    const int QD = cfg->n_heads * cfg->head_dim;
+    const float eps = cfg->rms_norm_eps;
+    matmul(sc->tmp, sc->att, lw->wo, (int)n, H, QD);
+    gc_rmsnorm(sc->tmp, sc->tmp, lw->post_attn_norm, n, H, H, eps);
+    gc_add(x, sc->tmp, n * H);
+    gc_rmsnorm(sc->xn, x, lw->pre_ffn_norm, n, H, H, eps);
+    matmul(sc->gate, sc->xn, lw->w_gate, (int)n, FF, H);
+    matmul(sc->up, sc->xn, lw->w_up, (int)n, FF, H);
+    gc_gelu_tanh_mul(sc->gate, sc->up, n * FF);
+    matmul(sc->tmp, sc->gate, lw->w_down, (int)n, H, FF);
+    gc_rmsnorm(sc->tmp, sc->tmp, lw->post_ffn_norm, n, H, H, eps);
+    gc_add(x, sc->tmp, n * H);
+}
+
+/* One transformer layer. rows == NULL: every token, the residual stream sc->x updated in
+ * place. Else only the R output rows rows[0..R) (the last layer when a classifier reads one
+ * position per sequence): keys and values still come from every token, but queries, o_proj
+ * and the MLP run on those rows, whose residual stream goes to sc->out_x. */
+static void layer_forward(const gc_ctx *c, const scratch *sc, int layer, const gc_batch *b,
+                          const gc_prefix *prefix, int n_past, size_t T, const int32_t *rows,
+                          int R)
+{
+    const gc_config *cfg = c->cfg;
+    const int H = cfg->hidden_size;
+    const gc_layer_weights *lw = &c->w->layers[layer];
+    const rope_cache *rc = &c->rope[cfg->layer_sliding[layer] ? 1 : 0];
+    project_kv(c, sc, lw, rc, T);
+    if (!rows) {
+        project_q(c, sc, lw, rc, sc->xn, T, NULL);
+        size_t off = 0;
+        for (int s = 0; s < b->n_seq; s++) {
+            attend_sequence(cfg, sc, layer, off, b->seq_len[s], n_past ? prefix->k[layer] : NULL,
+                            n_past ? prefix->v[layer] : NULL, n_past);
+            off += (size_t)b->seq_len[s];
+        }
+        attn_out_and_mlp(cfg, sc, lw, sc->x, T);
+        return;
+    }
+    for (int r = 0; r < R; r++)
+        memcpy(sc->tmp + (size_t)r * H, sc->xn + (size_t)rows[r] * H, H * sizeof(float));
+    project_q(c, sc, lw, rc, sc->tmp, (size_t)R, rows);
+    for (int r = 0; r < R; r++) {
+        attend_row(c, sc, layer, r, (size_t)rows[r], prefix, n_past);
+        memcpy(sc->out_x + (size_t)r * H, sc->x + (size_t)rows[r] * H, H * sizeof(float));
+    }
+    attn_out_and_mlp(cfg, sc, lw, sc->out_x, (size_t)R);
+}
+
+/* Arena, RoPE tables, positions and the capture's room for a batch of T tokens; returns the
+ * scratch layout. */
+static gc_status forward_prepare(gc_ctx *c, const gc_batch *b, gc_prefix *capture, size_t T,
+                                 int max_len, int n_past, int R, scratch *sc, gc_err *e)
+{
+    const int n_rows = b->n_rows > 0 ? b->n_rows : 0;
+    gc_status st = ensure_arena(c, scratch_floats(c->cfg, T, max_len, n_past, R, n_rows), e);
+    if (st || (st = ensure_rope(c, n_past + max_len, e)))
         return st;
     if (T > c->pos_cap) {
         int32_t *np = realloc(c->pos, T * sizeof *np);
@@ -412,34 +489,88 @@ static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capt
     }
     if (capture && (st = prefix_reserve(capture, (int)T, e)))
         return st;
-    plan P;
-    float *a = c->arena;
-    P.x = a, a += T * H;
-    P.xn = a, a += T * H;
-    P.tmp = a, a += T * H;
-    P.q = a, a += T * QD;
-    P.att = a, a += T * QD;
-    P.k = a, a += T * KD;
-    P.v = a, a += T * KD;
-    P.gate = a, a += T * FF;
-    P.up = a, a += T * FF;
-    P.scores = a, a += (size_t)maxL * (Lp + maxL);
-    P.out_x = a, a += (size_t)n_out * H;
-    P.rows_w = a;
-
+    *sc = scratch_slice(c->arena, c->cfg, T, max_len, n_past, R);
     for (int s = 0, t = 0; s < b->n_seq; s++)
         for (int i = 0; i < b->seq_len[s]; i++)
-            c->pos[t++] = Lp + i;
+            c->pos[t++] = n_past + i;
+    return GC_OK;
+}
 
-    /* embeddings, scaled by sqrt(hidden) rounded to float32 as transformers does */
+/* Embeddings, scaled by sqrt(hidden) rounded to float32 as transformers does. */
+static void embed(const gc_ctx *c, const scratch *sc, const gc_batch *b, size_t T)
+{
+    const int H = c->cfg->hidden_size;
     const float emb_scale = (float)sqrt((double)H);
     for (size_t t = 0; t < T; t++) {
-        const float *er = w->embed + (size_t)b->tokens[t] * H;
+        const float *er = c->w->embed + (size_t)b->tokens[t] * H;
         for (int i = 0; i < H; i++)
-            P.x[t * H + i] = er[i] * emb_scale;
+            sc->x[t * H + i] = er[i] * emb_scale;
     }
+}
+
+/* Final norm and LM head, only at the requested positions and vocabulary rows. pruned: the
+ * output rows' residual stream is in sc->out_x already. */
+static void logits_out(const gc_ctx *c, const scratch *sc, gc_batch *b, int R, int pruned)
+{
+    const gc_config *cfg = c->cfg;
+    const int H = cfg->hidden_size;
+    for (int i = 0; i < R; i++) {
+        size_t t = b->n_out < 0 ? (size_t)i : (size_t)b->out_idx[i];
+        const float *src = pruned ? sc->out_x + (size_t)i * H : sc->x + t * H;
+        gc_rmsnorm(sc->out_x + (size_t)i * H, src, c->w->final_norm, 1, H, H, cfg->rms_norm_eps);
+    }
+    const float *head = c->w->lm_head;
+    int n_cols = cfg->vocab_size;
+    if (b->n_rows > 0) {
+        for (int r = 0; r < b->n_rows; r++)
+            memcpy(sc->head_rows + (size_t)r * H, head + (size_t)b->rows[r] * H,
+                   H * sizeof(float));
+        head = sc->head_rows;
+        n_cols = b->n_rows;
+    }
+    matmul(b->logits, sc->out_x, head, R, n_cols, H);
+    if (cfg->final_softcap > 0)
+        gc_softcap(b->logits, (size_t)R * n_cols, cfg->final_softcap);
+}
+
+/* After layer l: b->hidden[l + 1] (the last one after the final norm, as transformers
+ * reports it). */
+static void keep_hidden(const gc_ctx *c, const scratch *sc, gc_batch *b, int l, size_t T)
+{
+    const gc_config *cfg = c->cfg;
+    const size_t H = (size_t)cfg->hidden_size;
+    float *hl = b->hidden + (size_t)(l + 1) * T * H;
+    if (l + 1 < cfg->n_layers)
+        memcpy(hl, sc->x, T * H * sizeof(float));
+    else
+        gc_rmsnorm(hl, sc->x, c->w->final_norm, T, (int)H, H, cfg->rms_norm_eps);
+}
+
+/* The whole forward pass. `prefix` (read) supplies cached keys; `capture` (may be the same
+ * object) receives this batch's keys/values appended after its current length; it requires a
+ * single-sequence batch. */
+static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capture,
+                             gc_batch *b, gc_err *e)
+{
+    const gc_config *cfg = c->cfg;
+    size_t T = 0;
+    int max_len = 0;
+    gc_status st = check_batch(c, prefix, b, &T, &max_len, e);
+    if (st || T == 0)
+        return st;
+    if (capture && b->n_seq != 1)
+        return gc_fail(e, GC_EINVAL, "prefix capture needs exactly one sequence");
+    const size_t KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    const int n_past = prefix ? prefix->n : 0;
+    const int R = b->n_out < 0 ? (int)T : b->n_out;
+    if (c->opts.threads > 0)
+        openblas_set_num_threads(c->opts.threads);
+    scratch sc;
+    if ((st = forward_prepare(c, b, capture, T, max_len, n_past, R, &sc, e)))
+        return st;
+    embed(c, &sc, b, T);
     if (b->hidden)
-        memcpy(b->hidden, P.x, T * H * sizeof(float));
+        memcpy(b->hidden, sc.x, T * cfg->hidden_size * sizeof(float));
 
     /* Only some positions wanted and nothing else read from the last layer: prune it. */
     const int prune = b->logits && b->n_out >= 0 && (size_t)b->n_out < T && !b->hidden && !capture;
@@ -447,80 +578,22 @@ static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capt
         if (c->opts.interrupt && c->opts.interrupt(c->opts.interrupt_arg))
             return gc_fail(e, GC_ECANCELED, "canceled");
         if (prune && l == cfg->n_layers - 1) {
-            if (n_out > 0)
-                last_layer_rows(c, &P, b, prefix, Lp, T, n_out);
+            if (R > 0)
+                layer_forward(c, &sc, l, b, prefix, n_past, T, b->out_idx, R);
             break;
         }
-        const gc_layer_weights *L = &w->layers[l];
-        const rope_cache *rc = &c->rope[cfg->layer_sliding[l] ? 1 : 0];
-        const int half = D / 2;
-
-        /* attention block */
-        gc_rmsnorm(P.xn, P.x, L->input_norm, T, H, H, cfg->rms_norm_eps);
-        matmul(P.q, P.xn, L->wq, (int)T, QD, H);
-        matmul(P.k, P.xn, L->wk, (int)T, KD, H);
-        matmul(P.v, P.xn, L->wv, (int)T, KD, H);
-        gc_rmsnorm(P.q, P.q, L->q_norm, T * nh, D, D, cfg->rms_norm_eps);
-        gc_rmsnorm(P.k, P.k, L->k_norm, T * nkv, D, D, cfg->rms_norm_eps);
-        for (size_t t = 0; t < T; t++) {
-            const float *cs = rc->cos + (size_t)c->pos[t] * half;
-            const float *sn = rc->sin + (size_t)c->pos[t] * half;
-            gc_rope(P.q + t * QD, nh, D, cs, sn);
-            gc_rope(P.k + t * KD, nkv, D, cs, sn);
-        }
+        layer_forward(c, &sc, l, b, prefix, n_past, T, NULL, 0);
         if (capture) {
-            memcpy(capture->k[l] + (size_t)capture->n * KD, P.k, T * KD * sizeof(float));
-            memcpy(capture->v[l] + (size_t)capture->n * KD, P.v, T * KD * sizeof(float));
+            memcpy(capture->k[l] + (size_t)capture->n * KD, sc.k, T * KD * sizeof(float));
+            memcpy(capture->v[l] + (size_t)capture->n * KD, sc.v, T * KD * sizeof(float));
         }
-        size_t off = 0;
-        for (int s = 0; s < b->n_seq; s++) {
-            attend(cfg, &P, l, off, b->seq_len[s], Lp ? prefix->k[l] : NULL,
-                   Lp ? prefix->v[l] : NULL, Lp);
-            off += (size_t)b->seq_len[s];
-        }
-        matmul(P.tmp, P.att, L->wo, (int)T, H, QD);
-        gc_rmsnorm(P.tmp, P.tmp, L->post_attn_norm, T, H, H, cfg->rms_norm_eps);
-        gc_add(P.x, P.tmp, T * H);
-
-        /* MLP block */
-        gc_rmsnorm(P.xn, P.x, L->pre_ffn_norm, T, H, H, cfg->rms_norm_eps);
-        matmul(P.gate, P.xn, L->w_gate, (int)T, FF, H);
-        matmul(P.up, P.xn, L->w_up, (int)T, FF, H);
-        gc_gelu_tanh_mul(P.gate, P.up, T * FF);
-        matmul(P.tmp, P.gate, L->w_down, (int)T, H, FF);
-        gc_rmsnorm(P.tmp, P.tmp, L->post_ffn_norm, T, H, H, cfg->rms_norm_eps);
-        gc_add(P.x, P.tmp, T * H);
-
-        if (b->hidden) {
-            float *hl = b->hidden + (size_t)(l + 1) * T * H;
-            if (l + 1 < cfg->n_layers)
-                memcpy(hl, P.x, T * H * sizeof(float));
-            else /* transformers reports the last hidden state after the final norm */
-                gc_rmsnorm(hl, P.x, w->final_norm, T, H, H, cfg->rms_norm_eps);
-        }
+        if (b->hidden)
+            keep_hidden(c, &sc, b, l, T);
     }
     if (capture)
         capture->n += (int)T;
-    if (!b->logits || n_out == 0)
-        return GC_OK;
-
-    /* final norm and LM head only at the requested positions and vocabulary rows */
-    for (int i = 0; i < n_out; i++) {
-        size_t t = b->n_out < 0 ? (size_t)i : (size_t)b->out_idx[i];
-        const float *src = prune ? P.out_x + (size_t)i * H : P.x + t * H;
-        gc_rmsnorm(P.out_x + (size_t)i * H, src, w->final_norm, 1, H, H, cfg->rms_norm_eps);
-    }
-    const float *head = w->lm_head;
-    int n_cols = V;
-    if (n_rows) {
-        for (int r = 0; r < n_rows; r++)
-            memcpy(P.rows_w + (size_t)r * H, head + (size_t)b->rows[r] * H, H * sizeof(float));
-        head = P.rows_w;
-        n_cols = n_rows;
-    }
-    matmul(b->logits, P.out_x, head, n_out, n_cols, H);
-    if (cfg->final_softcap > 0)
-        gc_softcap(b->logits, (size_t)n_out * n_cols, cfg->final_softcap);
+    if (b->logits && R > 0)
+        logits_out(c, &sc, b, R, prune);
     return GC_OK;
 }
 
@@ -539,8 +612,8 @@ gc_status gc_forward(gc_ctx *c, const gc_prefix *prefix, gc_batch *b, gc_err *e)
         if (prefix && !prefix->dprefix)
             return gc_fail(e, GC_EINVAL, "prefix was not created on this CUDA context");
         size_t T;
-        int maxL;
-        gc_status st = check_batch(c, prefix, b, &T, &maxL, e);
+        int max_len;
+        gc_status st = check_batch(c, prefix, b, &T, &max_len, e);
         if (st)
             return st;
         if (c->api->forward(c->dmodel, prefix ? prefix->dprefix : NULL, b, msg, sizeof msg))
