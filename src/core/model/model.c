@@ -34,15 +34,16 @@ struct gc_model {
     size_t params;
 };
 
-/* One tensor the model needs: its name, expected shape and where its pointer goes. */
-typedef struct want {
+/* One tensor the model needs (an entry of the load plan): its name, expected shape and where
+ * its pointer goes. */
+typedef struct needed_tensor {
     char name[160];
     int ndim;
     int64_t shape[2];
     const float **dst;
     const gc_st_tensor *t;
     size_t conv_off; /* offset in the converted block, or SIZE_MAX when used in place */
-} want;
+} needed_tensor;
 
 static float bf16_to_f32(uint16_t h)
 {
@@ -88,10 +89,10 @@ static void convert(const gc_st_tensor *t, float *dst)
     }
 }
 
-static void add(want *ws, int *n, const char *name, int ndim, int64_t d0, int64_t d1,
-                const float **dst)
+static void expect_tensor(needed_tensor *needed, int *n, const char *name, int ndim, int64_t d0,
+                          int64_t d1, const float **dst)
 {
-    want *w = &ws[(*n)++];
+    needed_tensor *w = &needed[(*n)++];
     snprintf(w->name, sizeof w->name, "%s", name);
     w->ndim = ndim;
     w->shape[0] = d0;
@@ -115,7 +116,8 @@ static const char *find_prefix(const gc_st_set *s)
     return NULL;
 }
 
-static gc_status collect(gc_model *m, want *ws, int *nw, gc_err *e)
+/* Lists the tensors the config asks for, under the checkpoint's name prefix. */
+static gc_status list_needed_tensors(gc_model *m, needed_tensor *needed, int *n_needed, gc_err *e)
 {
     const gc_config *c = &m->cfg;
     gc_weights *W = &m->w;
@@ -128,34 +130,34 @@ static gc_status collect(gc_model *m, want *ws, int *nw, gc_err *e)
     char nm[160];
     int n = 0;
     snprintf(nm, sizeof nm, "%sembed_tokens.weight", pre);
-    add(ws, &n, nm, 2, c->vocab_size, H, &W->embed);
+    expect_tensor(needed, &n, nm, 2, c->vocab_size, H, &W->embed);
     snprintf(nm, sizeof nm, "%snorm.weight", pre);
-    add(ws, &n, nm, 1, H, 0, &W->final_norm);
+    expect_tensor(needed, &n, nm, 1, H, 0, &W->final_norm);
     for (int l = 0; l < c->n_layers; l++) {
-        gc_layer_weights *L = &W->layers[l];
+        gc_layer_weights *lw = &W->layers[l];
         const struct {
             const char *n;
             int nd;
             int64_t d0, d1;
             const float **dst;
         } per[] = {
-            {"input_layernorm", 1, H, 0, &L->input_norm},
-            {"post_attention_layernorm", 1, H, 0, &L->post_attn_norm},
-            {"pre_feedforward_layernorm", 1, H, 0, &L->pre_ffn_norm},
-            {"post_feedforward_layernorm", 1, H, 0, &L->post_ffn_norm},
-            {"self_attn.q_norm", 1, D, 0, &L->q_norm},
-            {"self_attn.k_norm", 1, D, 0, &L->k_norm},
-            {"self_attn.q_proj", 2, QD, H, &L->wq},
-            {"self_attn.k_proj", 2, KD, H, &L->wk},
-            {"self_attn.v_proj", 2, KD, H, &L->wv},
-            {"self_attn.o_proj", 2, H, QD, &L->wo},
-            {"mlp.gate_proj", 2, I, H, &L->w_gate},
-            {"mlp.up_proj", 2, I, H, &L->w_up},
-            {"mlp.down_proj", 2, H, I, &L->w_down},
+            {"input_layernorm", 1, H, 0, &lw->input_norm},
+            {"post_attention_layernorm", 1, H, 0, &lw->post_attn_norm},
+            {"pre_feedforward_layernorm", 1, H, 0, &lw->pre_ffn_norm},
+            {"post_feedforward_layernorm", 1, H, 0, &lw->post_ffn_norm},
+            {"self_attn.q_norm", 1, D, 0, &lw->q_norm},
+            {"self_attn.k_norm", 1, D, 0, &lw->k_norm},
+            {"self_attn.q_proj", 2, QD, H, &lw->wq},
+            {"self_attn.k_proj", 2, KD, H, &lw->wk},
+            {"self_attn.v_proj", 2, KD, H, &lw->wv},
+            {"self_attn.o_proj", 2, H, QD, &lw->wo},
+            {"mlp.gate_proj", 2, I, H, &lw->w_gate},
+            {"mlp.up_proj", 2, I, H, &lw->w_up},
+            {"mlp.down_proj", 2, H, I, &lw->w_down},
         };
         for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
             snprintf(nm, sizeof nm, "%slayers.%d.%s.weight", pre, l, per[i].n);
-            add(ws, &n, nm, per[i].nd, per[i].d0, per[i].d1, per[i].dst);
+            expect_tensor(needed, &n, nm, per[i].nd, per[i].d0, per[i].d1, per[i].dst);
         }
     }
     /* lm_head: a separate tensor wins when present; otherwise tied (unless the config says the
@@ -164,15 +166,36 @@ static gc_status collect(gc_model *m, want *ws, int *nw, gc_err *e)
     int have_head = 0;
     for (int i = 0; i < 2 && !have_head; i++)
         if (gc_st_set_find(m->st, heads[i], NULL)) {
-            add(ws, &n, heads[i], 2, c->vocab_size, H, &W->lm_head);
+            expect_tensor(needed, &n, heads[i], 2, c->vocab_size, H, &W->lm_head);
             have_head = 1;
         }
     if (!have_head && !c->tie_word_embeddings)
         return gc_fail(e, GC_EFORMAT,
                        "tensor 'lm_head.weight' missing and tie_word_embeddings is false");
-    *nw = n;
-    for (int i = 0; i < n; i++) {
-        want *w = &ws[i];
+    *n_needed = n;
+    return GC_OK;
+}
+
+static gc_status shape_mismatch(const gc_st_file *file, const needed_tensor *w, gc_err *e)
+{
+    const gc_st_tensor *t = w->t;
+    char got[128] = "", exp[64];
+    for (int d = 0; d < t->ndim && d < 4; d++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                 (long long)t->shape[d]);
+    if (w->ndim == 1)
+        snprintf(exp, sizeof exp, "%lld", (long long)w->shape[0]);
+    else
+        snprintf(exp, sizeof exp, "%lld, %lld", (long long)w->shape[0], (long long)w->shape[1]);
+    return gc_fail(e, GC_EFORMAT, "%s: tensor '%s': shape [%s] does not match the config [%s]",
+                   file->path, w->name, got, exp);
+}
+
+/* Finds each needed tensor in the checkpoint and checks its dtype and shape. */
+static gc_status find_needed_tensors(gc_model *m, needed_tensor *needed, int n_needed, gc_err *e)
+{
+    for (int i = 0; i < n_needed; i++) {
+        needed_tensor *w = &needed[i];
         const gc_st_file *file = NULL;
         w->t = gc_st_set_find(m->st, w->name, &file);
         if (!w->t)
@@ -184,20 +207,8 @@ static gc_status collect(gc_model *m, want *ws, int *nw, gc_err *e)
         int ok = t->ndim == w->ndim;
         for (int d = 0; ok && d < w->ndim; d++)
             ok = t->shape[d] == w->shape[d];
-        if (!ok) {
-            char got[128] = "", exp[64];
-            for (int d = 0; d < t->ndim && d < 4; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
-                         (long long)t->shape[d]);
-            if (w->ndim == 1)
-                snprintf(exp, sizeof exp, "%lld", (long long)w->shape[0]);
-            else
-                snprintf(exp, sizeof exp, "%lld, %lld", (long long)w->shape[0],
-                         (long long)w->shape[1]);
-            return gc_fail(e, GC_EFORMAT,
-                           "%s: tensor '%s': shape [%s] does not match the config [%s]",
-                           file->path, w->name, got, exp);
-        }
+        if (!ok)
+            return shape_mismatch(file, w, e);
         m->params += t->numel;
     }
     return GC_OK;
@@ -227,11 +238,11 @@ static uint64_t cache_key(const gc_st_set *s, size_t total)
     return fnv(h, &total, sizeof total);
 }
 
-static void fill(want *ws, int nw, unsigned char *base)
+static void fill(needed_tensor *needed, int n_needed, unsigned char *base)
 {
-    for (int i = 0; i < nw; i++)
-        if (ws[i].conv_off != SIZE_MAX)
-            convert(ws[i].t, (float *)(base + ws[i].conv_off));
+    for (int i = 0; i < n_needed; i++)
+        if (needed[i].conv_off != SIZE_MAX)
+            convert(needed[i].t, (float *)(base + needed[i].conv_off));
 }
 
 static gc_status map_cache(gc_model *m, const char *path, size_t total, int *ok, gc_err *e)
@@ -259,7 +270,7 @@ static gc_status map_cache(gc_model *m, const char *path, size_t total, int *ok,
     return GC_OK;
 }
 
-static gc_status write_cache(want *ws, int nw, const char *dir, const char *path, size_t total,
+static gc_status write_cache(needed_tensor *needed, int n_needed, const char *dir, const char *path, size_t total,
                              gc_err *e)
 {
     char tmp[PATH_MAX];
@@ -274,7 +285,7 @@ static gc_status write_cache(want *ws, int nw, const char *dir, const char *path
         st = gc_fail(e, GC_EIO, "%s: cannot size or map: %s", tmp, strerror(errno));
         goto done;
     }
-    fill(ws, nw, p);
+    fill(needed, n_needed, p);
     memcpy(p, CACHE_MAGIC, 8); /* last, so a torn file never looks valid */
     if (msync(p, total, MS_SYNC) != 0 || fchmod(fd, 0644) != 0 || rename(tmp, path) != 0)
         st = gc_fail(e, GC_EIO, "%s: cannot write cache: %s", path, strerror(errno));
@@ -287,14 +298,14 @@ done:
     return st;
 }
 
-static gc_status convert_all(gc_model *m, want *ws, int nw, const gc_model_opts *opts, gc_err *e)
+static gc_status convert_all(gc_model *m, needed_tensor *needed, int n_needed, const gc_model_opts *opts, gc_err *e)
 {
     size_t total = CACHE_HEADER;
-    for (int i = 0; i < nw; i++) {
-        const gc_st_tensor *t = ws[i].t;
+    for (int i = 0; i < n_needed; i++) {
+        const gc_st_tensor *t = needed[i].t;
         if (t->dtype == GC_ST_F32 && ((uintptr_t)t->data & 3) == 0)
             continue;
-        ws[i].conv_off = total;
+        needed[i].conv_off = total;
         total += (t->numel * sizeof(float) + CACHE_ALIGN - 1) / CACHE_ALIGN * CACHE_ALIGN;
     }
     if (total == CACHE_HEADER)
@@ -308,7 +319,7 @@ static gc_status convert_all(gc_model *m, want *ws, int nw, const gc_model_opts 
         if ((st = map_cache(m, path, total, &ok, e)))
             return st;
         if (!ok) { /* first user of this checkpoint: convert, publish atomically, map */
-            if ((st = write_cache(ws, nw, opts->cache_dir, path, total, e)) ||
+            if ((st = write_cache(needed, n_needed, opts->cache_dir, path, total, e)) ||
                 (st = map_cache(m, path, total, &ok, e)))
                 return st;
             if (!ok)
@@ -318,11 +329,11 @@ static gc_status convert_all(gc_model *m, want *ws, int nw, const gc_model_opts 
         m->conv = aligned_alloc(CACHE_ALIGN, total);
         if (!m->conv)
             return gc_fail(e, GC_ENOMEM, "out of memory converting weights (%zu bytes)", total);
-        fill(ws, nw, m->conv);
+        fill(needed, n_needed, m->conv);
     }
-    for (int i = 0; i < nw; i++)
-        if (ws[i].conv_off != SIZE_MAX)
-            *ws[i].dst = (const float *)((const unsigned char *)m->conv + ws[i].conv_off);
+    for (int i = 0; i < n_needed; i++)
+        if (needed[i].conv_off != SIZE_MAX)
+            *needed[i].dst = (const float *)((const unsigned char *)m->conv + needed[i].conv_off);
     return GC_OK;
 }
 
@@ -330,7 +341,7 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
 {
     *out = NULL;
     gc_model *m = calloc(1, sizeof *m);
-    want *ws = NULL;
+    needed_tensor *needed = NULL;
     if (!m || !(m->dir = strdup(dir))) {
         free(m);
         return gc_fail(e, GC_ENOMEM, "out of memory");
@@ -350,27 +361,28 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
     }
     if ((st = gc_st_set_open(dir, &m->st, e)))
         goto fail;
-    ws = calloc((size_t)m->cfg.n_layers * 13 + 4, sizeof *ws);
-    if (!ws) {
+    needed = calloc((size_t)m->cfg.n_layers * 13 + 4, sizeof *needed);
+    if (!needed) {
         st = gc_fail(e, GC_ENOMEM, "out of memory");
         goto fail;
     }
-    int nw = 0;
-    if ((st = collect(m, ws, &nw, e)) || (st = convert_all(m, ws, nw, opts, e))) {
+    int n_needed = 0;
+    if ((st = list_needed_tensors(m, needed, &n_needed, e)) || (st = find_needed_tensors(m, needed, n_needed, e)) ||
+        (st = convert_all(m, needed, n_needed, opts, e))) {
         if (!strstr(e ? e->msg : "", dir))
             gc_err_prefix(e, "%s", dir);
         goto fail;
     }
-    for (int i = 0; i < nw; i++)
-        if (ws[i].conv_off == SIZE_MAX)
-            *ws[i].dst = ws[i].t->data;
+    for (int i = 0; i < n_needed; i++)
+        if (needed[i].conv_off == SIZE_MAX)
+            *needed[i].dst = needed[i].t->data;
     if (!m->w.lm_head)
         m->w.lm_head = m->w.embed;
-    free(ws);
+    free(needed);
     *out = m;
     return GC_OK;
 fail:
-    free(ws);
+    free(needed);
     gc_model_free(m);
     return st;
 }
