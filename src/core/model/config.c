@@ -166,7 +166,8 @@ static gc_status parse_layer_types(const cJSON *tc, gc_config *c, gc_err *e)
     return GC_OK;
 }
 
-static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc_err *e)
+/* Sizes and scalars of the text model. */
+static gc_status parse_dims(const cJSON *tc, gc_config *c, gc_err *e)
 {
     gc_status st;
     double eps = c->rms_norm_eps, qpas = c->query_pre_attn_scalar, asc = 0, fsc = 0;
@@ -191,8 +192,14 @@ static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc
     c->query_pre_attn_scalar = (float)qpas;
     c->attn_softcap = (float)asc;
     c->final_softcap = (float)fsc;
+    return GC_OK;
+}
 
-    /* Token ids and tying may sit at the top level of a multimodal config. */
+/* Token ids, tying and dtype: they may sit at the top level of a multimodal config. */
+static gc_status parse_ids_and_dtype(const cJSON *root, const cJSON *tc, gc_config *c,
+                                     gc_err *e)
+{
+    gc_status st;
     const cJSON *srcs[2] = {root, tc};
     for (int i = 0; i < 2; i++) {
         if (i == 0 && root == tc)
@@ -208,7 +215,12 @@ static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc
         if (cJSON_IsString(d))
             snprintf(c->dtype, sizeof c->dtype, "%s", d->valuestring);
     }
+    return GC_OK;
+}
 
+/* Variants of the architecture this engine does not compute. */
+static gc_status refuse_unsupported(const cJSON *tc, gc_err *e)
+{
     const cJSON *act = get(tc, "hidden_activation");
     if (!act || cJSON_IsNull(act))
         act = get(tc, "hidden_act");
@@ -217,6 +229,7 @@ static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc
         return gc_fail(e, GC_EUNSUPPORTED, "config: activation '%s' unsupported (need gelu_pytorch_tanh)",
                        act->valuestring);
     int flag = 0;
+    gc_status st;
     if ((st = get_bool(tc, "attention_bias", &flag, e)))
         return st;
     if (flag)
@@ -226,32 +239,45 @@ static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc
     if (flag)
         return gc_fail(e, GC_EUNSUPPORTED,
                        "config: use_bidirectional_attention=true is not supported");
+    return GC_OK;
+}
 
-    /* RoPE: 5.x rope_parameters per layer type (or one flat dict), else the 4.5x keys. */
+/* RoPE: 5.x rope_parameters per layer type (or one flat dict), else the 4.5x keys. */
+static gc_status parse_rope_config(const cJSON *tc, gc_config *c, gc_err *e)
+{
+    gc_status st;
     const cJSON *rp = get(tc, "rope_parameters");
-    if (rp && !cJSON_IsNull(rp)) {
-        if (!cJSON_IsObject(rp))
-            return gc_fail(e, GC_EFORMAT, "config: rope_parameters must be an object");
-        const cJSON *full = get(rp, "full_attention"), *slide = get(rp, "sliding_attention");
-        if (full || slide) {
-            if ((st = parse_rope(full, "rope_parameters.full_attention", &c->rope_theta_global,
-                                 &c->rope_scale_global, e)) ||
-                (st = parse_rope(slide, "rope_parameters.sliding_attention",
-                                 &c->rope_theta_local, &c->rope_scale_local, e)))
-                return st;
-        } else if ((st = parse_rope(rp, "rope_parameters", &c->rope_theta_global,
-                                    &c->rope_scale_global, e)) ||
-                   (st = get_num(tc, "rope_local_base_freq", &c->rope_theta_local, e))) {
-            return st;
-        }
-    } else {
+    if (!rp || cJSON_IsNull(rp)) {
         if ((st = get_num(tc, "rope_theta", &c->rope_theta_global, e)) ||
             (st = get_num(tc, "rope_local_base_freq", &c->rope_theta_local, e)) ||
             (st = parse_rope(get(tc, "rope_scaling"), "rope_scaling", &c->rope_theta_global,
                              &c->rope_scale_global, e)))
             return st;
+        return GC_OK;
     }
+    if (!cJSON_IsObject(rp))
+        return gc_fail(e, GC_EFORMAT, "config: rope_parameters must be an object");
+    const cJSON *full = get(rp, "full_attention"), *slide = get(rp, "sliding_attention");
+    if (full || slide) {
+        if ((st = parse_rope(full, "rope_parameters.full_attention", &c->rope_theta_global,
+                             &c->rope_scale_global, e)) ||
+            (st = parse_rope(slide, "rope_parameters.sliding_attention", &c->rope_theta_local,
+                             &c->rope_scale_local, e)))
+            return st;
+    } else if ((st = parse_rope(rp, "rope_parameters", &c->rope_theta_global,
+                                &c->rope_scale_global, e)) ||
+               (st = get_num(tc, "rope_local_base_freq", &c->rope_theta_local, e))) {
+        return st;
+    }
+    return GC_OK;
+}
 
+static gc_status parse_text(const cJSON *root, const cJSON *tc, gc_config *c, gc_err *e)
+{
+    gc_status st;
+    if ((st = parse_dims(tc, c, e)) || (st = parse_ids_and_dtype(root, tc, c, e)) ||
+        (st = refuse_unsupported(tc, e)) || (st = parse_rope_config(tc, c, e)))
+        return st;
     if (c->n_layers < 1 || c->n_layers > GC_MAX_LAYERS)
         return gc_fail(e, GC_EFORMAT, "config: num_hidden_layers %d outside 1..%d", c->n_layers,
                        GC_MAX_LAYERS);
