@@ -76,6 +76,80 @@ static gc_status parse_json_file(const char *dir, const char *name, int optional
  * "id" fields of the JSON are not used, tokenizers only warns when they differ): an already
  * added content keeps its id (the later flags win), a content in the model vocab takes that
  * id, anything else the next id from the model vocab size on. */
+/* One entry of "added_tokens" with its flags; a.len == 0 for empty content (skipped). */
+static gc_status read_added_entry(const cJSON *it, gc_added_token *a, gc_err *e)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+    memset(a, 0, sizeof *a);
+    if (!cJSON_IsString(c))
+        return GC_EFORMAT; /* the caller names the entry */
+    size_t len = strlen(c->valuestring);
+    if (!len)
+        return GC_OK;
+    a->len = (uint32_t)len;
+    a->special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
+    a->normalized = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "normalized"));
+    a->lstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "lstrip"));
+    a->rstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "rstrip"));
+    a->single_word = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "single_word"));
+    if (a->single_word)
+        return gc_fail(e, GC_EUNSUPPORTED,
+                       "added token \"%.60s\": single_word is not supported", c->valuestring);
+    if (!(a->content = malloc(len + 1)))
+        return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
+    memcpy(a->content, c->valuestring, len + 1);
+    a->pattern = a->content;
+    a->pattern_len = a->len;
+    return GC_OK;
+}
+
+static void free_added_strings(gc_added_token *a)
+{
+    if (a->pattern != a->content)
+        free(a->pattern);
+    free(a->content);
+}
+
+/* A normalized added token is matched by its normalized form. */
+static gc_status normalize_pattern(const gc_tokenizer *t, gc_added_token *a, gc_buf *nb,
+                                   gc_buf *tmp, gc_err *e)
+{
+    gc_status st = gc_normalizer_apply(t->normalizer, a->content, a->len, nb, tmp, e);
+    if (st != GC_OK || (nb->n == a->len && !memcmp(nb->p, a->content, a->len)))
+        return st;
+    if (!(a->pattern = malloc(nb->n + 1)))
+        return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
+    memcpy(a->pattern, nb->p, nb->n + 1);
+    a->pattern_len = (uint32_t)nb->n;
+    return GC_OK;
+}
+
+/* Adds a (its strings owned by t from here on) with the id AddedVocabulary gives it. */
+static gc_status add_added_token(gc_tokenizer *t, gc_added_token a, int64_t *next_id, gc_err *e)
+{
+    int32_t prev = gc_strmap_get(&t->added_map, a.content, a.len);
+    if (prev >= 0) { /* the same content again: same id, the later flags */
+        gc_added_token *o = &t->added[prev];
+        a.id = o->id;
+        free_added_strings(o);
+        *o = a;
+        t->added_strs[prev] = a.content;
+        return GC_OK;
+    }
+    int32_t vid = gc_strmap_get(&t->bpe.vocab, a.content, a.len);
+    if (vid < 0 && *next_id >= INT32_MAX) {
+        free_added_strings(&a);
+        return gc_fail(e, GC_EFORMAT, "added_tokens: too many tokens");
+    }
+    a.id = vid >= 0 ? vid : (int32_t)(*next_id)++;
+    t->added[t->n_added] = a;
+    t->added_strs[t->n_added] = a.content;
+    t->added_lens[t->n_added] = a.len;
+    gc_strmap_put(&t->added_map, (int32_t)t->n_added, 0);
+    t->n_added++;
+    return GC_OK;
+}
+
 static gc_status parse_added(gc_tokenizer *t, const cJSON *arr, gc_buf *nb, gc_buf *tmp,
                              gc_err *e)
 {
@@ -95,67 +169,20 @@ static gc_status parse_added(gc_tokenizer *t, const cJSON *arr, gc_buf *nb, gc_b
     size_t k = 0;
     cJSON_ArrayForEach(it, arr)
     {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsString(c))
+        gc_added_token a;
+        if ((st = read_added_entry(it, &a, e)) == GC_EFORMAT)
             return gc_fail(e, GC_EFORMAT, "added_tokens[%zu]: needs \"content\"", k);
         k++;
-        size_t len = strlen(c->valuestring);
-        if (!len)
+        if (st != GC_OK)
+            return st;
+        if (!a.len)
             continue;
-        gc_added_token a = {0};
-        a.len = (uint32_t)len;
-        a.special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special"));
-        a.normalized = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "normalized"));
-        a.lstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "lstrip"));
-        a.rstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "rstrip"));
-        a.single_word = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "single_word"));
-        if (a.single_word)
-            return gc_fail(e, GC_EUNSUPPORTED,
-                           "added token \"%.60s\": single_word is not supported", c->valuestring);
-        if (!(a.content = malloc(len + 1)))
-            return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
-        memcpy(a.content, c->valuestring, len + 1);
-        a.pattern = a.content;
-        a.pattern_len = a.len;
-        if (a.normalized) { /* matched by its normalized form */
-            st = gc_normalizer_apply(t->normalizer, a.content, a.len, nb, tmp, e);
-            if (st == GC_OK && (nb->n != a.len || memcmp(nb->p, a.content, a.len))) {
-                if (!(a.pattern = malloc(nb->n + 1)))
-                    st = gc_fail(e, GC_ENOMEM, "tokenizer: out of memory");
-                else {
-                    memcpy(a.pattern, nb->p, nb->n + 1);
-                    a.pattern_len = (uint32_t)nb->n;
-                }
-            }
-            if (st != GC_OK) {
-                free(a.content);
-                return st;
-            }
+        if (a.normalized && (st = normalize_pattern(t, &a, nb, tmp, e)) != GC_OK) {
+            free_added_strings(&a);
+            return st;
         }
-        int32_t prev = gc_strmap_get(&t->added_map, a.content, a.len);
-        if (prev >= 0) { /* the same content again: same id, the later flags */
-            gc_added_token *o = &t->added[prev];
-            a.id = o->id;
-            if (o->pattern != o->content)
-                free(o->pattern);
-            free(o->content);
-            *o = a;
-            t->added_strs[prev] = a.content;
-            continue;
-        }
-        int32_t vid = gc_strmap_get(&t->bpe.vocab, a.content, a.len);
-        if (vid < 0 && next_id >= INT32_MAX) {
-            free(a.content);
-            if (a.pattern != a.content)
-                free(a.pattern);
-            return gc_fail(e, GC_EFORMAT, "added_tokens: too many tokens");
-        }
-        a.id = vid >= 0 ? vid : (int32_t)next_id++;
-        t->added[t->n_added] = a;
-        t->added_strs[t->n_added] = a.content;
-        t->added_lens[t->n_added] = a.len;
-        gc_strmap_put(&t->added_map, (int32_t)t->n_added, 0);
-        t->n_added++;
+        if ((st = add_added_token(t, a, &next_id, e)) != GC_OK)
+            return st;
     }
     return GC_OK;
 }

@@ -135,76 +135,48 @@ gc_status gc_tokjson_split(const char *doc, size_t n, gc_span *vocab, gc_span *m
 }
 
 /* ---- model.vocab: {"token": id, ...} ---- */
-gc_status gc_tokjson_vocab(const char *s, size_t n, gc_bpe *b, gc_err *e)
+/* A vocab entry: where its decoded string sits in the arena, its length and id. */
+typedef struct vocab_entry {
+    size_t off;
+    uint32_t len;
+    int32_t id;
+} vocab_entry;
+
+/* Reads `"token": id` at s[*i]: the token decoded into dst (NUL-terminated), *len, *id. */
+static gc_status read_vocab_entry(const char *s, size_t n, size_t *i, char *dst, size_t *len,
+                                  int64_t *id, gc_err *e)
 {
-    /* (arena offset, length, id) per entry, then the tables once the largest id is known */
-    typedef struct {
-        size_t off;
-        uint32_t len;
-        int32_t id;
-    } ent;
-    size_t cap = 1024, cnt = 0, used = 0;
-    ent *v = malloc(cap * sizeof *v);
-    b->arena = malloc(n + 1); /* the decoded strings are never longer than the JSON text */
-    if (!v || !b->arena) {
-        free(v);
+    size_t c, p = *i;
+    if (!gc_json_decode_into(s + p, n - p, &c, dst, len))
+        return gc_fail(e, GC_EFORMAT, "model.vocab: bad token string at byte %zu", p);
+    dst[*len] = 0;
+    p = skip_ws(s, n, p + c);
+    if (p >= n || s[p] != ':')
+        return gc_fail(e, GC_EFORMAT, "model.vocab: expected ':' at byte %zu", p);
+    p = skip_ws(s, n, p + 1);
+    int64_t v = 0;
+    size_t d0 = p;
+    while (p < n && s[p] >= '0' && s[p] <= '9' && v <= INT32_MAX)
+        v = v * 10 + (s[p++] - '0');
+    if (p == d0 || v >= INT32_MAX || (p < n && strchr(".eE-", s[p])))
+        return gc_fail(e, GC_EFORMAT, "model.vocab: bad id for \"%.60s\"", dst);
+    *id = v;
+    *i = p;
+    return GC_OK;
+}
+
+/* The id -> token tables and the token -> id map, once the largest id is known. */
+static gc_status index_vocab(gc_bpe *b, const vocab_entry *v, size_t cnt, int64_t max_id,
+                             gc_err *e)
+{
+    b->n_vocab = cnt;
+    b->max_id = (int32_t)max_id;
+    size_t slots = (size_t)(max_id + 1) ? (size_t)(max_id + 1) : 1;
+    b->tok = calloc(slots, sizeof *b->tok);
+    b->tok_len = calloc(slots, sizeof *b->tok_len);
+    if (!b->tok || !b->tok_len)
         return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for the vocab");
-    }
-    int64_t max_id = -1;
-    size_t i = skip_ws(s, n, 1);
-    gc_status st = GC_OK;
-    while (i < n && s[i] != '}') {
-        size_t c, l;
-        if (!gc_json_decode_into(s + i, n - i, &c, b->arena + used, &l)) {
-            st = gc_fail(e, GC_EFORMAT, "model.vocab: bad token string at byte %zu", i);
-            break;
-        }
-        b->arena[used + l] = 0;
-        i = skip_ws(s, n, i + c);
-        if (i >= n || s[i] != ':') {
-            st = gc_fail(e, GC_EFORMAT, "model.vocab: expected ':' at byte %zu", i);
-            break;
-        }
-        i = skip_ws(s, n, i + 1);
-        int64_t id = 0;
-        size_t d0 = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && id <= INT32_MAX)
-            id = id * 10 + (s[i++] - '0');
-        if (i == d0 || id >= INT32_MAX || (i < n && strchr(".eE-", s[i]))) {
-            st = gc_fail(e, GC_EFORMAT, "model.vocab: bad id for \"%.60s\"", b->arena + used);
-            break;
-        }
-        if (cnt == cap) {
-            ent *nv = realloc(v, (cap *= 2) * sizeof *v);
-            if (!nv) {
-                st = gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for the vocab");
-                break;
-            }
-            v = nv;
-        }
-        v[cnt++] = (ent){used, (uint32_t)l, (int32_t)id};
-        used += l + 1;
-        if (id > max_id)
-            max_id = id;
-        i = skip_ws(s, n, i);
-        if (i < n && s[i] == ',')
-            i = skip_ws(s, n, i + 1);
-        else if (i >= n || s[i] != '}')
-            st = gc_fail(e, GC_EFORMAT, "model.vocab: expected ',' or '}' at byte %zu", i);
-        if (st != GC_OK)
-            break;
-    }
-    if (st == GC_OK) {
-        b->n_vocab = cnt;
-        b->max_id = (int32_t)max_id;
-        size_t slots = (size_t)(max_id + 1) ? (size_t)(max_id + 1) : 1;
-        b->tok = calloc(slots, sizeof *b->tok);
-        b->tok_len = calloc(slots, sizeof *b->tok_len);
-        if (!b->tok || !b->tok_len)
-            st = gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for the vocab");
-        else
-            st = gc_strmap_init(&b->vocab, cnt, (const char *const *)b->tok, b->tok_len, e);
-    }
+    gc_status st = gc_strmap_init(&b->vocab, cnt, (const char *const *)b->tok, b->tok_len, e);
     for (size_t k = 0; st == GC_OK && k < cnt; k++) {
         int32_t id = v[k].id;
         const char *t = b->arena + v[k].off;
@@ -218,6 +190,48 @@ gc_status gc_tokjson_vocab(const char *s, size_t n, gc_bpe *b, gc_err *e)
             gc_strmap_put(&b->vocab, id, 0);
         }
     }
+    return st;
+}
+
+gc_status gc_tokjson_vocab(const char *s, size_t n, gc_bpe *b, gc_err *e)
+{
+    size_t cap = 1024, cnt = 0, used = 0;
+    vocab_entry *v = malloc(cap * sizeof *v);
+    b->arena = malloc(n + 1); /* the decoded strings are never longer than the JSON text */
+    if (!v || !b->arena) {
+        free(v);
+        return gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for the vocab");
+    }
+    int64_t max_id = -1;
+    size_t i = skip_ws(s, n, 1);
+    gc_status st = GC_OK;
+    while (i < n && s[i] != '}') {
+        size_t l = 0;
+        int64_t id = 0;
+        if ((st = read_vocab_entry(s, n, &i, b->arena + used, &l, &id, e)) != GC_OK)
+            break;
+        if (cnt == cap) {
+            vocab_entry *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) {
+                st = gc_fail(e, GC_ENOMEM, "tokenizer: out of memory for the vocab");
+                break;
+            }
+            v = nv;
+        }
+        v[cnt++] = (vocab_entry){used, (uint32_t)l, (int32_t)id};
+        used += l + 1;
+        if (id > max_id)
+            max_id = id;
+        i = skip_ws(s, n, i);
+        if (i < n && s[i] == ',')
+            i = skip_ws(s, n, i + 1);
+        else if (i >= n || s[i] != '}')
+            st = gc_fail(e, GC_EFORMAT, "model.vocab: expected ',' or '}' at byte %zu", i);
+        if (st != GC_OK)
+            break;
+    }
+    if (st == GC_OK)
+        st = index_vocab(b, v, cnt, max_id, e);
     free(v);
     return st;
 }
