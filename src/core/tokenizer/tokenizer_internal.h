@@ -1,13 +1,17 @@
 /* Internal pieces of the tokenizer shared by its stage files (not part of the public API).
- * Each stage follows the Hugging Face tokenizers stage of the same name:
- *   utf8.c          UTF-8 validation/decoding, the whitespace classes the stages need
- *   tok_hash.c      open-addressing hash maps (string -> index, u64 -> u64)
+ * Each stage follows the Hugging Face tokenizers stage of the same name (all in tokenizer/):
+ *   hash.c          open-addressing hash maps (string -> index, u64 -> u64)
+ *   tokenizer_json.c  fast readers of tokenizer.json's large parts (model.vocab, model.merges)
  *   added_tokens.c  added-token trie and leftmost-longest matching (AddedVocabulary)
  *   normalizer.c    Replace / Prepend / Strip / Sequence
  *   pretokenizer.c  Split (string pattern) / Metaspace / Sequence
  *   bpe.c           BPE model: merges by rank, byte fallback, unk fusing
  *   decoder.c       Replace / ByteFallback / Fuse / Strip / Metaspace / Sequence
- *   tokenizer.c     loading tokenizer.json + tokenizer_config.json, the encode pipeline */
+ *   tokenizer.c     loading tokenizer.json + tokenizer_config.json, the encode pipeline
+ * From common/: utf8.c (validation, decoding, the whitespace classes, trimming), buf.c (the
+ * growable byte buffer), json_string.c (byte-exact JSON strings). The chat prompt is not the
+ * tokenizer's: classifier/prompt.c renders it and encodes it with
+ * gc_tokenizer_encode_special_at(). */
 #ifndef GC_TOKENIZER_INTERNAL_H
 #define GC_TOKENIZER_INTERNAL_H
 
