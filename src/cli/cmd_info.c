@@ -9,13 +9,11 @@
 static int run(int argc, char **argv)
 {
     cli_opts o;
-    int rc = cli_parse(argc, argv, gc_cmd_info.usage, 0, &o);
-    if (rc)
-        return rc;
     gc_classifier *c;
     gc_session *s;
-    if (cli_open(&o, &c, &s))
-        return 1;
+    int rc = cli_start(argc, argv, gc_cmd_info.usage, 0, &o, &c, &s);
+    if (rc)
+        return rc;
     gc_model_info_runtime rt = {
         .device = gc_ctx_device(gc_session_ctx(s)),
         .threads = o.threads,

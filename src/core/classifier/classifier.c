@@ -246,6 +246,33 @@ static size_t label_tokens_total(const gc_classifier *c)
     return t;
 }
 
+/* The arrays of one packed forward batch. */
+typedef struct packed_batch {
+    int32_t *tokens, *seq_len, *out_idx;
+    float *logits;
+} packed_batch;
+
+static void packed_free(packed_batch *p)
+{
+    free(p->tokens);
+    free(p->seq_len);
+    free(p->out_idx);
+    free(p->logits);
+}
+
+static gc_status packed_alloc(packed_batch *p, size_t n_tok, size_t n_seq, size_t n_out,
+                              size_t n_logits, int m, gc_err *e)
+{
+    p->tokens = malloc(n_tok * sizeof *p->tokens);
+    p->seq_len = malloc(n_seq * sizeof *p->seq_len);
+    p->out_idx = malloc(n_out * sizeof *p->out_idx);
+    p->logits = malloc(n_logits * sizeof *p->logits);
+    if (p->tokens && p->seq_len && p->out_idx && p->logits)
+        return GC_OK;
+    packed_free(p);
+    return gc_fail(e, GC_ENOMEM, "out of memory for a batch of %d texts", m);
+}
+
 /* One forward pass scoring m items by their labels' first tokens. */
 static gc_status score_first(gc_session *s, const gc_prefix *pre, const int32_t *ids,
                              const item *it, int m, float *scores, gc_err *e)
@@ -254,15 +281,13 @@ static gc_status score_first(gc_session *s, const gc_prefix *pre, const int32_t 
     size_t ntok = 0;
     for (int i = 0; i < m; i++)
         ntok += it[i].n;
-    int32_t *tokens = malloc(ntok * sizeof *tokens);
-    int32_t *seq_len = malloc((size_t)m * sizeof *seq_len);
-    int32_t *out_idx = malloc((size_t)m * sizeof *out_idx);
-    float *logits = malloc((size_t)m * c->cfg.n_labels * sizeof *logits);
-    gc_status st;
-    if (!tokens || !seq_len || !out_idx || !logits) {
-        st = gc_fail(e, GC_ENOMEM, "out of memory for a batch of %d texts", m);
-        goto done;
-    }
+    packed_batch pb;
+    gc_status st =
+        packed_alloc(&pb, ntok, (size_t)m, (size_t)m, (size_t)m * c->cfg.n_labels, m, e);
+    if (st)
+        return st;
+    int32_t *tokens = pb.tokens, *seq_len = pb.seq_len, *out_idx = pb.out_idx;
+    float *logits = pb.logits;
     size_t pos = 0;
     for (int i = 0; i < m; i++) {
         memcpy(tokens + pos, ids + it[i].off, it[i].n * sizeof *tokens);
@@ -278,11 +303,7 @@ static gc_status score_first(gc_session *s, const gc_prefix *pre, const int32_t 
         for (int i = 0; i < m; i++)
             memcpy(scores + (size_t)it[i].text * c->cfg.n_labels,
                    logits + (size_t)i * c->cfg.n_labels, c->cfg.n_labels * sizeof *logits);
-done:
-    free(tokens);
-    free(seq_len);
-    free(out_idx);
-    free(logits);
+    packed_free(&pb);
     return st;
 }
 
@@ -304,23 +325,20 @@ static gc_status score_sequences(gc_session *s, const gc_prefix *pre, const int3
                                  const item *it, int m, float *scores, gc_err *e)
 {
     const gc_classifier *c = s->c;
-    int L = c->cfg.n_labels, vocab = gc_model_config(c->model)->vocab_size;
+    int n_labels = c->cfg.n_labels, vocab = gc_model_config(c->model)->vocab_size;
     size_t lt = label_tokens_total(c), ntok = 0;
     for (int i = 0; i < m; i++)
-        ntok += it[i].n * (size_t)L + lt;
+        ntok += it[i].n * (size_t)n_labels + lt;
     size_t n_out = (size_t)m * lt;
-    int32_t *tokens = malloc(ntok * sizeof *tokens);
-    int32_t *seq_len = malloc((size_t)m * L * sizeof *seq_len);
-    int32_t *out_idx = malloc(n_out * sizeof *out_idx);
-    float *logits = malloc(n_out * (size_t)vocab * sizeof *logits);
-    gc_status st;
-    if (!tokens || !seq_len || !out_idx || !logits) {
-        st = gc_fail(e, GC_ENOMEM, "out of memory for a batch of %d texts", m);
-        goto done;
-    }
+    packed_batch pb;
+    gc_status st = packed_alloc(&pb, ntok, (size_t)m * n_labels, n_out, n_out * (size_t)vocab, m, e);
+    if (st)
+        return st;
+    int32_t *tokens = pb.tokens, *seq_len = pb.seq_len, *out_idx = pb.out_idx;
+    float *logits = pb.logits;
     size_t pos = 0, o = 0;
     for (int i = 0; i < m; i++)
-        for (int l = 0; l < L; l++) {
+        for (int l = 0; l < n_labels; l++) {
             memcpy(tokens + pos, ids + it[i].off, it[i].n * sizeof *tokens);
             pos += it[i].n;
             for (size_t k = 0; k < c->label_ids[l].n; k++) {
@@ -328,26 +346,23 @@ static gc_status score_sequences(gc_session *s, const gc_prefix *pre, const int3
                 tokens[pos + k] = c->label_ids[l].v[k];
             }
             pos += c->label_ids[l].n;
-            seq_len[i * L + l] = (int32_t)(it[i].n + c->label_ids[l].n);
+            seq_len[i * n_labels + l] = (int32_t)(it[i].n + c->label_ids[l].n);
         }
-    gc_batch b = {.n_seq = m * L, .tokens = tokens, .seq_len = seq_len, .n_out = (int)n_out,
+    gc_batch b = {.n_seq = m * n_labels, .tokens = tokens, .seq_len = seq_len, .n_out = (int)n_out,
                   .out_idx = out_idx, .n_rows = 0, .rows = NULL, .logits = logits};
     st = gc_forward(s->ctx, pre, &b, e);
     if (st)
         goto done;
     o = 0;
     for (int i = 0; i < m; i++)
-        for (int l = 0; l < L; l++) {
+        for (int l = 0; l < n_labels; l++) {
             double sc = 0;
             for (size_t k = 0; k < c->label_ids[l].n; k++, o++)
                 sc += log_prob(logits + o * (size_t)vocab, vocab, c->label_ids[l].v[k]);
-            scores[(size_t)it[i].text * L + l] = (float)sc;
+            scores[(size_t)it[i].text * n_labels + l] = (float)sc;
         }
 done:
-    free(tokens);
-    free(seq_len);
-    free(out_idx);
-    free(logits);
+    packed_free(&pb);
     return st;
 }
 
