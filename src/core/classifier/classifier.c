@@ -331,7 +331,8 @@ static gc_status score_sequences(gc_session *s, const gc_prefix *pre, const int3
         ntok += it[i].n * (size_t)n_labels + lt;
     size_t n_out = (size_t)m * lt;
     packed_batch pb;
-    gc_status st = packed_alloc(&pb, ntok, (size_t)m * n_labels, n_out, n_out * (size_t)vocab, m, e);
+    gc_status st =
+        packed_alloc(&pb, ntok, (size_t)m * n_labels, n_out, n_out * (size_t)vocab, m, e);
     if (st)
         return st;
     int32_t *tokens = pb.tokens, *seq_len = pb.seq_len, *out_idx = pb.out_idx;

@@ -1,5 +1,6 @@
 /* gemmaclf.json beside a model: which labels the classifier scores, the prompt prefix and
- * per-label score biases. Absent file = the defaults (prompt prefix: classifier/prompt.h) of the seed's hate-speech classifier. */
+ * per-label score biases. Absent file = the defaults of the seed's hate-speech classifier
+ * (its prompt prefix: GC_DEFAULT_PROMPT_PREFIX in classifier/prompt.h). */
 #ifndef GC_LABELS_CONFIG_H
 #define GC_LABELS_CONFIG_H
 

@@ -1,5 +1,6 @@
 /* The Gemma 3 chat prompt, the one place it is written down. For one comment:
- *   <bos><start_of_turn>user\n + trim(prefix + trim(comment)) + <end_of_turn>\n<start_of_turn>model\n
+ *   <bos><start_of_turn>user\n + trim(prefix + trim(comment))
+ *   + <end_of_turn>\n<start_of_turn>model\n
  * trim() is Python's str.strip() (the template's `| trim`). The turn markers are special
  * tokens; the prefix and the comment are ordinary text, so a comment cannot forge a turn. The
  * ids equal apply_chat_template(..., add_generation_prompt=True) for comments without special-
