@@ -8,7 +8,7 @@
 # The core (src/core) is C11 without PostgreSQL headers and is compiled once with our own
 # strict flags; the PostgreSQL layer (src/pg) is compiled by PGXS with the server's flags.
 
-CORE_SRCS := $(sort $(wildcard src/core/*.c))
+CORE_SRCS := $(sort $(wildcard src/core/*/*.c))
 CLI_SRCS  := $(sort $(wildcard src/cli/*.c))
 PG_SRCS   := $(sort $(wildcard src/pg/*.c))
 TEST_SRCS := $(sort $(wildcard test/test_*.c))

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "gemma3.h"
-#include "gc_ids.h"
-#include "model.h"
+#include "model/gemma3.h"
+#include "common/ids.h"
+#include "model/model.h"
 
 typedef struct prompts {
     gc_ids ids;     /* all prompts concatenated */

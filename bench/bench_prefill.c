@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gemma3.h"
+#include "model/gemma3.h"
 
 static double now(void)
 {

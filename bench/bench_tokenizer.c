@@ -7,8 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "gc_json.h"
-#include "tokenizer.h"
+#include "common/json_string.h"
+#include "classifier/prompt.h"
+#include "tokenizer/tokenizer.h"
 
 static double now(void)
 {
@@ -107,7 +108,7 @@ int main(int argc, char **argv)
                 ids.n = 0;
                 gc_status st = mode == 0
                                    ? gc_tokenizer_encode(t, tx[i].s, tx[i].n, 0, &ids, &e)
-                                   : gc_tokenizer_encode_chat_prompt(
+                                   : gc_prompt_encode(
                                          t, "classify the following comment into Hate, Extreme "
                                             "Hate or Not Hate: ",
                                          tx[i].s, tx[i].n, &ids, &e);

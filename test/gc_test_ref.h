@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 __attribute__((unused)) static const char *gct_fixtures[] = {"tiny_gqa_f32", "tiny_mqa_bf16_scaled", "tiny_untied_tok4k"};
 #define GCT_N_FIXTURES 3

@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "classifier.h"
+#include "classifier/classifier.h"
+#include "classifier/model_info.h"
+#include "classifier/prompt.h"
 #include "gc_test.h"
-#include "utf8_repair.h"
+#include "common/utf8.h"
 
 #define REF "reference/hf-trained-classifier"
 
@@ -69,8 +71,8 @@ static void test_utf8(void)
     char *r = gc_utf8_repair("a\xff" "b\xc3", 4, &n);
     CHECK(r && n == 8 && !memcmp(r, "a\xef\xbf\xbd" "b\xef\xbf\xbd", 8), "repair");
     free(r);
-    CHECK(gc_utf8_clean("h\xc3\xa9", 3) && !gc_utf8_clean("\xed\xa0\x80", 3) &&
-          !gc_utf8_clean("\xc0\xaf", 2) && !gc_utf8_clean("\xf4\x90\x80\x80", 4), "validation");
+    CHECK(gc_utf8_valid("h\xc3\xa9", 3) && !gc_utf8_valid("\xed\xa0\x80", 3) &&
+          !gc_utf8_valid("\xc0\xaf", 2) && !gc_utf8_valid("\xf4\x90\x80\x80", 4), "validation");
     CHECK(gc_utf8_cut("ab\xe2\x82\xac", 4) == 2 && gc_utf8_cut("ab\xe2\x82\xac", 5) == 5 &&
           gc_utf8_cut("abc", 2) == 2, "cut on sequence boundaries");
 }
@@ -344,6 +346,39 @@ static void test_cli(void)
     cJSON_Delete(j);
 }
 
+/* One key set for SQL and CLI: the union of what both printed before. */
+static void test_model_info(const gc_classifier *c)
+{
+    static const char *const keys[] = {
+        "model_path", "architecture", "parameters", "dtype", "weight_bytes", "layers",
+        "hidden_size", "vocab_size", "tokenizer_vocab_size", "labels", "label_token_ids",
+        "prompt_prefix", "scoring", "cached_prefix_tokens", "device", "threads", "load_ms",
+        "preloaded", "max_input_tokens", "batch_size"};
+    gc_model_info_runtime rt = {.model_path = "/as/named", .device = GC_DEVICE_CPU, .threads = 3,
+                                .preloaded = 1, .max_input_tokens = 77, .batch_size = 5};
+    gc_err e = {0};
+    char *txt = gc_model_info_json(c, &rt, 1, &e);
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    CHECK(j && !strchr(txt, '\n'), "compact JSON: %s", txt ? txt : e.msg);
+    CHECK(cJSON_GetArraySize(j) == (int)(sizeof keys / sizeof keys[0]), "key count");
+    for (size_t i = 0; j && i < sizeof keys / sizeof keys[0]; i++)
+        CHECK(cJSON_GetObjectItemCaseSensitive(j, keys[i]) != NULL, "key %s", keys[i]);
+    const cJSON *lid = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "label_token_ids"), gc_classifier_label(c, 1));
+    int n;
+    const int32_t *ids = gc_classifier_label_ids(c, 1, &n);
+    CHECK(cJSON_GetArraySize(lid) == n && cJSON_GetArrayItem(lid, 0)->valueint == ids[0],
+          "label ids");
+    CHECK(!strcmp(cJSON_GetObjectItemCaseSensitive(j, "model_path")->valuestring, "/as/named") &&
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "preloaded")) &&
+              cJSON_GetObjectItemCaseSensitive(j, "threads")->valueint == 3 &&
+              cJSON_GetObjectItemCaseSensitive(j, "max_input_tokens")->valueint == 77 &&
+              !strcmp(cJSON_GetObjectItemCaseSensitive(j, "device")->valuestring, "cpu"),
+          "runtime facts as given");
+    cJSON_Delete(j);
+    free(txt);
+}
+
 int main(void)
 {
     test_labels_config();
@@ -364,6 +399,7 @@ int main(void)
         test_reference(c, s);
         test_prefix_equivalence(c, s);
         test_truncation(c, s);
+        test_model_info(c);
     }
     gc_session_free(s);
     gc_classifier_free(c);

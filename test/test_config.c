@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "gc_test.h"
-#include "model.h"
+#include "model/model.h"
 
 static gc_status parse(const char *json, gc_config *c, gc_err *e)
 {

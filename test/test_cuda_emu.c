@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cuda_plugin.h"
+#include "model/cuda_plugin.h"
 #include "gc_test.h"
-#include "gemma3.h"
-#include "model.h"
+#include "model/gemma3.h"
+#include "model/model.h"
 
 #define N_SEQ 4
 static const int32_t lens[N_SEQ] = {1, 7, 13, 40}; /* 40 > every fixture's sliding window */

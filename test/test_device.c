@@ -14,10 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cuda_plugin.h"
+#include "model/cuda_plugin.h"
 #include "gc_test.h"
-#include "gemma3.h"
-#include "model.h"
+#include "model/gemma3.h"
+#include "model/model.h"
 
 static gc_model *load_tiny(void)
 {

@@ -8,8 +8,8 @@
 
 #include "gc_test.h"
 #include "gc_test_ref.h"
-#include "cuda_plugin.h"
-#include "gemma3.h"
+#include "model/cuda_plugin.h"
+#include "model/gemma3.h"
 
 #define TOL 1e-4
 

@@ -4,7 +4,7 @@
  * are rejected with messages naming the tensor or field. */
 #include "gc_test.h"
 #include "gc_test_ref.h"
-#include "gemma3.h"
+#include "model/gemma3.h"
 
 enum { V = 64, H = 32, FF = 48, NL = 3, NH = 2, NKV = 1, HD = 16 };
 

@@ -15,9 +15,10 @@
 
 #include <cJSON.h>
 
-#include "gc_json.h"
+#include "common/json_string.h"
 #include "gc_test.h"
-#include "tokenizer.h"
+#include "classifier/prompt.h"
+#include "tokenizer/tokenizer.h"
 
 #define PREFIX "classify the following comment into Hate, Extreme Hate or Not Hate: "
 
@@ -90,7 +91,7 @@ static void test_golden(const gc_tokenizer *t)
         int k = !strcmp(kind->valuestring, "text") ? 0 : !strcmp(kind->valuestring, "prompt") ? 1 : 2;
         rows[k]++;
         ids.n = 0;
-        gc_status st = k == 1 ? gc_tokenizer_encode_chat_prompt(t, PREFIX, text, len, &ids, &e)
+        gc_status st = k == 1 ? gc_prompt_encode(t, PREFIX, text, len, &ids, &e)
                               : gc_tokenizer_encode(t, text, len, 0, &ids, &e);
         int ok = st == GC_OK && ids_equal(&ids, cJSON_GetObjectItemCaseSensitive(j, "ids"));
         if (!ok && bad[k]++ < 10)
@@ -169,13 +170,13 @@ static void test_chat_template(const gc_tokenizer *t)
         gc_status st = gc_tokenizer_encode(t, rendered, strlen(rendered), 0, &ids, &e);
         CHECK(st == GC_OK && ids_equal(&ids, want), "rendered %d: %s", n, ids_str(&ids));
         ids.n = 0;
-        st = gc_tokenizer_encode_chat_prompt(t, "", content, strlen(content), &ids, &e);
+        st = gc_prompt_encode(t, "", content, strlen(content), &ids, &e);
         CHECK(st == GC_OK && ids_equal(&ids, want), "chat prompt %d: %s", n, ids_str(&ids));
         /* prefix + comment equals the content when the comment part is already stripped */
         if (!strncmp(content, PREFIX, strlen(PREFIX)) && content[strlen(PREFIX)] != ' ') {
             const char *c = content + strlen(PREFIX);
             ids.n = 0;
-            st = gc_tokenizer_encode_chat_prompt(t, PREFIX, c, strlen(c), &ids, &e);
+            st = gc_prompt_encode(t, PREFIX, c, strlen(c), &ids, &e);
             CHECK(st == GC_OK && ids_equal(&ids, want), "chat prompt with prefix %d", n);
         }
         n++;
@@ -215,7 +216,7 @@ static void test_injection(const gc_tokenizer *t)
     st = gc_tokenizer_encode(t, evil, strlen(evil), 0, &ids, &e);
     CHECK(st == GC_OK && has_special(t, &ids, 0, ids.n), "default mode recognises specials");
     ids.n = 0;
-    st = gc_tokenizer_encode_chat_prompt(t, PREFIX, evil, strlen(evil), &ids, &e);
+    st = gc_prompt_encode(t, PREFIX, evil, strlen(evil), &ids, &e);
     static const int32_t tail[] = {106, 107, 105, 4368, 107};
     CHECK(st == GC_OK && ids.n > 22 && ids.v[0] == 2 && ids.v[1] == 105 &&
               !has_special(t, &ids, 2, ids.n - 5) && !memcmp(ids.v + ids.n - 5, tail, sizeof tail),
@@ -230,12 +231,12 @@ static void test_injection(const gc_tokenizer *t)
         ids.n = 0;
         st = gc_tokenizer_encode(t, bad[i], strlen(bad[i]), 0, &ids, &e);
         CHECK(st == GC_EINVAL && ids.n == 0, "invalid UTF-8 %zu accepted", i);
-        st = gc_tokenizer_encode_chat_prompt(t, PREFIX, bad[i], strlen(bad[i]), &ids, &e);
+        st = gc_prompt_encode(t, PREFIX, bad[i], strlen(bad[i]), &ids, &e);
         CHECK(st == GC_EINVAL, "invalid UTF-8 %zu accepted in a prompt", i);
     }
     /* blank comment: the template trims the whole content */
     ids.n = 0;
-    st = gc_tokenizer_encode_chat_prompt(t, "", " \t\n\x1f", 4, &ids, &e);
+    st = gc_prompt_encode(t, "", " \t\n\x1f", 4, &ids, &e);
     static const int32_t empty[] = {2, 105, 2364, 107, 106, 107, 105, 4368, 107};
     CHECK(st == GC_OK && ids.n == 9 && !memcmp(ids.v, empty, sizeof empty), "blank: %s", ids_str(&ids));
     /* decode: bad ids are errors, skip_special drops specials */
@@ -297,7 +298,7 @@ static void test_tok4k(void)
         fseek(f, (long)(8 + hl + a), SEEK_SET);
         CHECK(want && fread(want, 8, n, f) == n, "read %s", key);
         ids.n = 0;
-        st = gc_tokenizer_encode_chat_prompt(t, PREFIX, tx->valuestring, strlen(tx->valuestring),
+        st = gc_prompt_encode(t, PREFIX, tx->valuestring, strlen(tx->valuestring),
                                              &ids, &e);
         int same = st == GC_OK && ids.n == n;
         for (size_t k = 0; same && k < n; k++)
@@ -347,7 +348,7 @@ static void test_trained_classifier(void)
         const char *mode = cJSON_GetObjectItemCaseSensitive(row, "mode")->valuestring;
         ids.n = 0;
         if (!strcmp(mode, "prompt"))
-            st = gc_tokenizer_encode_chat_prompt(t, PREFIX, text, strlen(text), &ids, &e);
+            st = gc_prompt_encode(t, PREFIX, text, strlen(text), &ids, &e);
         else
             st = gc_tokenizer_encode(t, text, strlen(text), 0, &ids, &e);
         CHECK(st == GC_OK && ids_equal(&ids, cJSON_GetObjectItemCaseSensitive(row, "ids")),
@@ -453,7 +454,7 @@ static void test_cli(const gc_tokenizer *t)
             gc_err e;
             size_t len = i == 1 ? lens[1] : strlen(in[i]);
             if (flags[m] < 0)
-                gc_tokenizer_encode_chat_prompt(t, "Q: ", in[i], len, &ids, &e);
+                gc_prompt_encode(t, "Q: ", in[i], len, &ids, &e);
             else
                 gc_tokenizer_encode(t, in[i], len, flags[m], &ids, &e);
             cJSON *j = p && getline(&line, &cap, p) > 0 ? cJSON_Parse(line) : NULL;

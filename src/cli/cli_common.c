@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model_locate.h"
+#include "classifier/model_locate.h"
 
 static int parse_int(const char *opt, const char *v, int lo, int *out)
 {
@@ -120,6 +120,24 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         return 1;
     }
     return 0;
+}
+
+int cli_start(int argc, char **argv, const char *usage, int allow_max_new, cli_opts *o,
+              gc_classifier **c, gc_session **s)
+{
+    int rc = cli_parse(argc, argv, usage, allow_max_new, o);
+    if (rc)
+        return rc;
+    return cli_open(o, c, s);
+}
+
+void cli_print_json_line(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    if (s)
+        puts(s);
+    free(s);
+    cJSON_Delete(o);
 }
 
 char *cli_line_text(const char *line, const char **why)

@@ -2,9 +2,10 @@
 #ifndef GC_CLI_COMMON_H
 #define GC_CLI_COMMON_H
 
+#include <cJSON.h>
 #include <stdio.h>
 
-#include "classifier.h"
+#include "classifier/classifier.h"
 
 typedef struct cli_opts {
     const char *model_dir; /* NULL = the bundled default */
@@ -18,6 +19,13 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_o
 
 /* Opens the classifier and a session per the options; prints the error and returns 1 on failure. */
 int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s);
+
+/* cli_parse, then cli_open: 0 with *c and *s open, else the exit code (2: usage, 1: open). */
+int cli_start(int argc, char **argv, const char *usage, int allow_max_new, cli_opts *o,
+              gc_classifier **c, gc_session **s);
+
+/* Prints o as one JSON line on stdout and frees it. */
+void cli_print_json_line(cJSON *o);
 
 /* One input line -> malloc'd UTF-8 text: a JSON string, or an object's "text" field.
  * Returns NULL (and sets *why) when the line is neither. */

@@ -22,22 +22,14 @@ static void print_result(const gc_classifier *c, const float *p, int label)
     for (int l = 0; l < gc_classifier_n_labels(c); l++)
         cJSON_AddNumberToObject(sc, gc_classifier_label(c, l), six_digits(p[l]));
     cJSON_AddItemToObject(o, "scores", sc);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s)
-        puts(s);
-    free(s);
-    cJSON_Delete(o);
+    cli_print_json_line(o);
 }
 
 static void print_error(const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", msg);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s)
-        puts(s);
-    free(s);
-    cJSON_Delete(o);
+    cli_print_json_line(o);
 }
 
 /* Classifies the pending texts (NULL entries are lines that did not parse) and prints in order.
@@ -81,13 +73,11 @@ done:
 static int run(int argc, char **argv)
 {
     cli_opts o;
-    int rc = cli_parse(argc, argv, gc_cmd_classify.usage, 0, &o);
-    if (rc)
-        return rc;
     gc_classifier *c;
     gc_session *s;
-    if (cli_open(&o, &c, &s))
-        return 1;
+    int rc = cli_start(argc, argv, gc_cmd_classify.usage, 0, &o, &c, &s);
+    if (rc)
+        return rc;
     char **texts = calloc((size_t)o.batch, sizeof *texts);
     const char **why = calloc((size_t)o.batch, sizeof *why);
     char *line = NULL;

@@ -1,32 +1,18 @@
 /* gemmaclf generate: what the seed's transformers pipeline prints — greedy generation from the
  * classification prompt, stopped at <end_of_turn>/eos, decoded without special tokens, stripped. */
 #include <cJSON.h>
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli_common.h"
+#include "common/utf8.h"
 #include "commands.h"
 
 static void print_json(const char *key, const char *val)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, key, val);
-    char *s = cJSON_PrintUnformatted(o);
-    if (s)
-        puts(s);
-    free(s);
-    cJSON_Delete(o);
-}
-
-static char *strip(char *s)
-{
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    while (isspace((unsigned char)*s))
-        s++;
-    return s;
+    cli_print_json_line(o);
 }
 
 /* Generates for one text; returns 0, or 1 after printing the error. */
@@ -45,7 +31,11 @@ static int generate_one(gc_classifier *c, gc_session *s, const cli_opts *o, cons
                                  n_stop, out, &n_out, &e) &&
              !gc_tokenizer_decode(gc_classifier_tokenizer(c), out, (size_t)n_out, 1, &dec, &dlen,
                                   &e)) {
-        print_json("generated", strip(dec));
+        /* What Python's str.strip() leaves of the decoded text (as the reference scripts). */
+        size_t a, b;
+        gc_utf8_trim(dec, dlen, gc_python_is_space, 1, 1, &a, &b);
+        dec[b] = '\0';
+        print_json("generated", dec + a);
         rc = 0;
     }
     if (rc) {
@@ -61,13 +51,11 @@ static int generate_one(gc_classifier *c, gc_session *s, const cli_opts *o, cons
 static int run(int argc, char **argv)
 {
     cli_opts o;
-    int rc = cli_parse(argc, argv, gc_cmd_generate.usage, 1, &o);
-    if (rc)
-        return rc;
     gc_classifier *c;
     gc_session *s;
-    if (cli_open(&o, &c, &s))
-        return 1;
+    int rc = cli_start(argc, argv, gc_cmd_generate.usage, 1, &o, &c, &s);
+    if (rc)
+        return rc;
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, stdin) >= 0) {

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "gemma3.h"
-#include "gc_ids.h"
+#include "model/gemma3.h"
+#include "common/ids.h"
 
 typedef struct pending {
     gc_ids tokens;   /* concatenated */

@@ -11,8 +11,9 @@
 #include <cJSON.h>
 
 #include "commands.h"
-#include "gc_json.h"
-#include "tokenizer.h"
+#include "common/json_string.h"
+#include "classifier/prompt.h"
+#include "tokenizer/tokenizer.h"
 
 static int encode_line(const gc_tokenizer *t, const char *line, size_t n, int flags,
                        const char *chat, gc_ids *ids, FILE *out, gc_err *e)
@@ -29,7 +30,7 @@ static int encode_line(const gc_tokenizer *t, const char *line, size_t n, int fl
         return 0;
     }
     ids->n = 0;
-    gc_status st = chat ? gc_tokenizer_encode_chat_prompt(t, chat, text, len, ids, e)
+    gc_status st = chat ? gc_prompt_encode(t, chat, text, len, ids, e)
                         : gc_tokenizer_encode(t, text, len, flags, ids, e);
     free(text);
     if (st != GC_OK)

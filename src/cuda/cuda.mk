@@ -22,7 +22,7 @@ bench: $(BENCH_BIN)
 CUDA_EMU_PLUGIN := $(BUILD)/cuda-emu/gemmaclf_cuda.so
 .PHONY: cuda-emu
 cuda-emu: $(CUDA_EMU_PLUGIN)
-$(CUDA_EMU_PLUGIN): $(wildcard src/cuda/*.cu src/cuda/*.h test/cuda_emu/*) src/core/cuda_plugin.h src/core/gemma3.h src/core/model.h
+$(CUDA_EMU_PLUGIN): $(wildcard src/cuda/*.cu src/cuda/*.h test/cuda_emu/*) src/core/model/cuda_plugin.h src/core/model/gemma3.h src/core/model/model.h src/core/common/error.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O3 -march=native -g -U_FORTIFY_SOURCE -fPIC -shared -fvisibility=hidden -DGCU_EMULATE \
 	  -Wall -Wextra -Werror -Wno-unknown-pragmas \
@@ -54,7 +54,7 @@ cuda: $(CUDA_PLUGIN)
 # test_device loads the real plugin from $(BUILD)/
 unittest: $(CUDA_PLUGIN)
 
-$(BUILD)/cuda/%.o: src/cuda/%.cu src/cuda/gc_cuda.h src/core/cuda_plugin.h src/core/gemma3.h src/core/model.h src/core/gc_error.h
+$(BUILD)/cuda/%.o: src/cuda/%.cu src/cuda/gc_cuda.h src/core/model/cuda_plugin.h src/core/model/gemma3.h src/core/model/model.h src/core/common/error.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL_FLAGS) -c $< -o $@
 

@@ -1,6 +1,6 @@
 /* Internal declarations of the CUDA plugin (gemmaclf_cuda.so): device weights, per-context
  * state, kernel launchers. Nothing here is visible outside the plugin; the core sees only the
- * gc_cuda_api table of src/core/cuda_plugin.h.
+ * gc_cuda_api table of src/core/model/cuda_plugin.h.
  *
  * Conventions: activations are row-major [tokens][features] F32; the inputs of the large
  * matrix products (normed hidden state, attention output, gated MLP activation) are stored in
@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "cuda_plugin.h"
+#include "model/cuda_plugin.h"
 }
 
 /* Kernel launch. GCU_EMULATE builds the plugin with g++ against test/cuda_emu, a CPU stand-in

@@ -5,7 +5,7 @@
 
 #include "postgres.h"
 
-#include "classifier.h"
+#include "classifier/classifier.h"
 
 extern int gemmaclf_batch_size;
 

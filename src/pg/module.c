@@ -18,8 +18,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
-#include "cuda_plugin.h"
-#include "model_locate.h"
+#include "model/cuda_plugin.h"
+#include "classifier/model_locate.h"
 
 PG_MODULE_MAGIC;
 
