@@ -1,0 +1,51 @@
+/* The one place the PostgreSQL layer runs the classifier: a batch of texts (gcpg_classify) and
+ * the one-text path shared by classify_hate, classify_hate_scores and the trigger. */
+#include "gemmaclf_pg.h"
+
+typedef struct classify_call {
+    gc_session *sess;
+    int n;
+    const char *const *texts;
+    const size_t *lens;
+    float *probs;
+    int *labels;
+    gc_err err;
+} classify_call;
+
+static gc_status run_classify(void *arg)
+{
+    classify_call *a = arg;
+
+    return gc_classify(a->sess, a->n, a->texts, a->lens, a->probs, a->labels, &a->err);
+}
+
+void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t *lens,
+                   float *probs, int *labels)
+{
+    classify_call a = {.sess = gcpg_session(m), .n = n, .texts = texts, .lens = lens,
+                       .probs = probs, .labels = labels};
+    gc_status st = gcpg_run_interruptible(run_classify, &a);
+
+    if (st != GC_OK)
+        ereport(ERROR, (errcode(gcpg_sqlstate(st)), errmsg("gemmaclf: %s", a.err.msg),
+                        gcpg_status_hint(st)));
+}
+
+text *gcpg_classify_text(text *t, Datum *scores)
+{
+    gcpg_model *m = gcpg_acquire();
+    const gc_classifier *c = gcpg_classifier(m);
+    size_t len;
+    const char *s = gcpg_text_utf8(t, &len);
+    float *probs = palloc(sizeof(float) * gc_classifier_n_labels(c));
+    int label;
+    text *out;
+
+    gcpg_classify(m, 1, &s, &len, probs, &label);
+    out = gcpg_label_text(gc_classifier_label(c, label));
+    if (scores)
+        *scores = gcpg_scores_jsonb(c, probs, label);
+    pfree(probs);
+    gcpg_release(m);
+    return out;
+}
