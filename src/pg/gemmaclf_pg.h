@@ -4,6 +4,7 @@
 #define GEMMACLF_PG_H
 
 #include "postgres.h"
+#include "pg_compat.h"
 
 #include "classifier.h"
 
