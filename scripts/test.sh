@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test suite of gemmaclf:
 #   C unit tests (plain and under ASan+UBSan), Python parity/training tests (.venv),
-#   and the PostgreSQL suites (pg_regress + agreement test in a throwaway cluster).
+#   and the PostgreSQL suites on PostgreSQL 15 and 18 (scripts/pg-test.sh, throwaway clusters).
 # Every suite prints "<name>: N passed, M failed"; the last line sums them.
 set -uo pipefail
 cd "$(dirname "$0")/.."

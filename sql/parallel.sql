@@ -15,7 +15,10 @@ FROM generate_series(1, 60) i;
 ANALYZE par;
 CREATE TEMP TABLE serial_labels AS SELECT id, classify_hate(body) AS label FROM par;
 
-SET force_parallel_mode = on;
+-- force a parallel plan: the setting is force_parallel_mode before PostgreSQL 16,
+-- debug_parallel_query from 16 on
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', false) AS forced;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;

@@ -21,6 +21,7 @@
 #define GEMMACLF_PG_H
 
 #include "postgres.h"
+#include "pg_compat.h"
 
 #include "access/attnum.h"
 
