@@ -1,14 +1,19 @@
 /* Differences between the PostgreSQL major versions gemmaclf supports, in this one place:
  * code elsewhere in src/pg uses the names defined here, never PG_VERSION_NUM itself.
  * Tested on 15 (Debian 12) and 18 (scripts/pg-test.sh); 16 and 17 lie between the two.
- * Nothing has needed a switch so far: the server APIs used compile and behave the same on 15 and
- * 18. Add one as `#if PG_VERSION_NUM >= 180000 ... #else ... #endif` with a comment on what
+ * Add a switch as `#if PG_VERSION_NUM >= 180000 ... #else ... #endif` with a comment on what
  * changed in which version. Included by gemmaclf_pg.h, right after postgres.h. */
 #ifndef GEMMACLF_PG_COMPAT_H
 #define GEMMACLF_PG_COMPAT_H
 
 #if PG_VERSION_NUM < 150000
 #error "gemmaclf needs PostgreSQL 15 or later"
+#endif
+
+/* 16 moved the varlena access macros (VARDATA_ANY, VARSIZE_ANY_EXHDR, ...) out of postgres.h
+ * into varatt.h. */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
 #endif
 
 #endif
