@@ -26,8 +26,12 @@ CREATE TEMP TABLE parallel_labels AS SELECT id, label FROM
     (SELECT id, classify_hate(body) AS label FROM par) x;
 SELECT count(*) AS rows, count(*) FILTER (WHERE s.label = p.label) AS same
 FROM serial_labels s JOIN parallel_labels p USING (id);
--- an aggregate over a parallel scan, computed in the workers
-SELECT classify_hate(body) AS label, count(*) FROM par GROUP BY 1 ORDER BY 1;
+-- an aggregate over a parallel scan, computed in the workers: the same groups as serially
+SELECT array_agg(label || ' ' || n ORDER BY label) AS groups_parallel
+FROM (SELECT classify_hate(body) AS label, count(*) AS n FROM par GROUP BY 1) g \gset
+SELECT :'groups_parallel' = array_agg(label || ' ' || n ORDER BY label)::text AS same_groups,
+       count(*) AS groups
+FROM (SELECT label, count(*) AS n FROM serial_labels GROUP BY 1) g;
 -- EXPLAIN ANALYZE: the workers were launched and classify_hate is computed below the Gather,
 -- i.e. in them (the leader does not participate)
 CREATE FUNCTION gather_info(q text)
