@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test suite of gemmaclf:
-#   C unit tests (plain and under ASan+UBSan), Python parity/training tests (.venv),
-#   and the PostgreSQL suites (pg_regress + agreement test in a throwaway cluster).
-# Every suite prints "<name>: N passed, M failed"; the last line sums them.
+#   C unit tests (plain and under ASan+UBSan), the CUDA plugin's code through the CPU emulation
+#   (scripts/cuda-emu-check.sh), Python parity/training tests (.venv), and the PostgreSQL suites
+#   (scripts/pg-test.sh: pg_regress, concurrency, BF16 cache, agreement, in throwaway clusters).
+# Every suite prints "<name>: N passed, M failed"; the last line sums them. test/suites.txt
+# says what each suite must print (tally lines, minimum checks) and which skips it may print;
+# anything short of it is a failure. docs/testing.md describes the suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
