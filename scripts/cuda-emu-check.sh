@@ -4,16 +4,19 @@
 # for the CUDA runtime and cuBLAS; kernels run as cooperative fibers), and loaded through
 # GEMMACLF_CUDA_PLUGIN as if it were the real plugin. This checks the kernels' indexing, the
 # online softmax, RoPE, masks, prefix cache, packing, the cuBLAS argument conventions, the three
-# precision modes and the error paths; it cannot check timing, real cuBLAS, or the hardware.
+# precision modes (TF32 and BF16 must differ from F32: a precision setting that is ignored fails)
+# and the error paths; it cannot check timing, real cuBLAS, or the hardware.
 #
-#   scripts/cuda-emu-check.sh            (needs .devcheck/ from scripts/gpu-check-prepare.sh)
+#   scripts/cuda-emu-check.sh      (scripts/test.sh runs it in CI)
+# Inputs are built from the reference data ($GC_SHARED, default ../shared) into a scratch folder
+# ($EMU_WORK, default a new temporary one); missing reference data, Python packages (numpy,
+# safetensors, tokenizers) or a build failure are failures, never a skip.
 # Prints "cuda-emu: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
-D=$ROOT/.devcheck
-W=${EMU_WORK:-/tmp/gemmaclf-cuda-emu}
-PY=${PYTHON:-}
+SHARED=${GC_SHARED:-../shared}
+PY=${GC_PYTHON:-${PYTHON:-}}
 if [ -z "$PY" ]; then
     if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
@@ -21,11 +24,24 @@ LIMIT=${EMU_LIMIT:-8}
 passed=0 failed=0
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+give_up() { bad "$*"; echo "cuda-emu: $passed passed, $failed failed"; exit 1; }
 
-[ -f "$D/prompts.json" ] || { echo "skipped: cuda-emu ($D missing: run scripts/gpu-check-prepare.sh)"; exit 0; }
-rm -rf "$W"
-mkdir -p "$W"
-make -s bin/gemmaclf build/bench/bench_forward build/cuda-emu/gemmaclf_cuda.so || exit 2
+[ -d "$SHARED/reference/hf-tiny" ] && [ -d "$SHARED/reference/hf-trained-classifier" ] ||
+    give_up "reference data not found under $SHARED (set GC_SHARED)"
+SHARED=$(cd "$SHARED" && pwd)
+if [ -n "${EMU_WORK:-}" ]; then
+    W=$EMU_WORK
+    rm -rf "$W" && mkdir -p "$W"
+else
+    W=$(mktemp -d /tmp/gemmaclf-cuda-emu-XXXXXX)
+    trap 'rm -rf "$W"' EXIT
+fi
+D=$W/inputs
+mkdir -p "$D"
+"$PY" scripts/devcheck.py prompts "$SHARED" "$D" --no-bench >/dev/null ||
+    give_up "could not build the inputs (scripts/devcheck.py prompts with $PY)"
+make -s bin/gemmaclf build/bench/bench_forward build/cuda-emu/gemmaclf_cuda.so ||
+    give_up "build of bin/gemmaclf, bench_forward or the emulated plugin failed"
 export GEMMACLF_CUDA_PLUGIN=$ROOT/build/cuda-emu/gemmaclf_cuda.so
 GC=$ROOT/bin/gemmaclf
 BENCH=$ROOT/build/bench/bench_forward
@@ -38,24 +54,35 @@ cmp() { # cmp PREC KIND NAME A B TOL
     shift
     if DEVCHECK_LABELS=$labels "$PY" scripts/devcheck.py "$@"; then ok; else bad "$2"; fi
 }
+# differs PREC KIND NAME A B: a reduced-precision run is not the F32 run (relative error > 0)
+differs() {
+    local prec=$1 kind=$2 name=$3
+    shift 3
+    if DEVCHECK_LABELS=0 DEVCHECK_MIN_ERR=0 "$PY" scripts/devcheck.py "$kind" "$name" "$@" \
+        "$(tol_of "$prec")"; then ok; else bad "$name"; fi
+}
 
 # every position, whole vocabulary, on the three fixtures (sliding windows, GQA/MQA, RoPE
 # scaling, final soft-capping, untied lm_head), packed in batches of 3 sequences
-for m in "$D"/hf-tiny/*/; do
+for m in "$SHARED"/reference/hf-tiny/*/; do
     name=$(basename "$m")
-    "$GC" logits "$m" --device cpu <"$m/ids.jsonl" >"$W/$name-cpu.jsonl" || { bad "$name cpu"; continue; }
+    ids=$D/hf-tiny/$name/ids.jsonl
+    "$GC" logits "$m" --device cpu <"$ids" >"$W/$name-cpu.jsonl" || { bad "$name cpu"; continue; }
     for prec in f32 tf32 bf16; do
         if GEMMACLF_CUDA_PRECISION=$prec "$GC" logits "$m" --device cuda --batch 3 \
-            <"$m/ids.jsonl" >"$W/$name-$prec.jsonl" 2>"$W/err.txt"; then
+            <"$ids" >"$W/$name-$prec.jsonl" 2>"$W/err.txt"; then
             cmp "$prec" cmp-logits "emu $name $prec vs cpu" "$W/$name-$prec.jsonl" "$W/$name-cpu.jsonl" "$(tol_of $prec)"
         else
             bad "emu $name $prec: $(cat "$W/err.txt")"
         fi
     done
+    for prec in tf32 bf16; do
+        differs "$prec" cmp-logits "emu $name $prec differs from emu f32" "$W/$name-$prec.jsonl" "$W/$name-f32.jsonl"
+    done
 done
 
 # label logits of the trained classifier with and without the prefix cache
-C=$D/hf-trained-classifier
+C=$SHARED/reference/hf-trained-classifier
 rows=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["classifier"]["rows"])' "$D/prompts.json")
 pre=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["classifier"]["prefix"])' "$D/prompts.json")
 "$BENCH" "$C" --ids "$D/classifier_prompts.jsonl" --rows "$rows" --device cpu --limit "$LIMIT" \
@@ -64,15 +91,18 @@ for prec in f32 tf32 bf16; do
     for p in 0 "$pre"; do
         if GEMMACLF_CUDA_PRECISION=$prec "$BENCH" "$C" --ids "$D/classifier_prompts.jsonl" --rows "$rows" \
             --device cuda --limit "$LIMIT" --batch 3 --prefix "$p" --out "$W/cls-$prec-$p.txt" >/dev/null 2>"$W/err.txt"; then
-            cmp "$prec" cmp-rows "emu classifier $prec prefix=$p vs cpu" "$W/cls-$prec-$p.txt" "$W/cls-cpu.txt" "$(tol_of $prec)"
+            cmp "$prec" cmp-rows "emu classifier $prec prefix=$p vs cpu" "$W/cls-$prec-$p.txt" "$W/cls-cpu.txt" "$(tol_of $prec)" "$LIMIT"
         else
             bad "emu classifier $prec prefix=$p: $(cat "$W/err.txt")"
         fi
     done
 done
+for prec in tf32 bf16; do
+    differs "$prec" cmp-rows "emu classifier $prec differs from emu f32" "$W/cls-$prec-$pre.txt" "$W/cls-f32-$pre.txt"
+done
 
 # error paths: no device, not enough memory, bad precision; auto falls back only without a device
-m=$D/hf-tiny/tiny_gqa_f32
+m=$SHARED/reference/hf-tiny/tiny_gqa_f32
 expect_fail() { # NAME PATTERN ENV... -- runs logits --device cuda
     local name=$1 pat=$2
     shift 2
@@ -88,7 +118,14 @@ expect_fail() { # NAME PATTERN ENV... -- runs logits --device cuda
 expect_fail "no device" "no CUDA device" GCU_EMU_DEVICES=0
 expect_fail "out of memory" "not enough GPU memory" GCU_EMU_FREE_MB=1
 expect_fail "bad precision" "expected f32, tf32 or bf16" GEMMACLF_CUDA_PRECISION=fp8
-if GCU_EMU_DEVICES=0 "$GC" logits "$m" --device auto <<<'[2,3]' >/dev/null 2>"$W/err.txt"; then ok; else bad "auto without device: $(cat "$W/err.txt")"; fi
+# auto without a device runs on the CPU: same logits as --device cpu
+if GCU_EMU_DEVICES=0 "$GC" logits "$m" --device auto <<<'[2,3]' >"$W/auto.jsonl" 2>"$W/err.txt" &&
+    "$GC" logits "$m" --device cpu <<<'[2,3]' >"$W/auto-cpu.jsonl" && [ -s "$W/auto.jsonl" ] &&
+    command cmp -s "$W/auto.jsonl" "$W/auto-cpu.jsonl"; then
+    ok
+else
+    bad "auto without device: $(cat "$W/err.txt")"
+fi
 
 echo "cuda-emu: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,9 +2,12 @@
 """Helpers of scripts/gpu-check-prepare.sh and scripts/gpu-check.sh (numpy + stdlib only,
 except `prompts`, which needs `tokenizers` and `safetensors`).
 
-  prompts SHARED OUTDIR        write the token-id inputs of the GPU check (run here)
+  prompts SHARED OUTDIR [--no-bench]
+                               write the token-id inputs of the GPU check (run here); --no-bench:
+                               not the 270m benchmark's prompts (scripts/cuda-emu-check.sh)
   cmp-logits NAME A B TOL      gemmaclf logits outputs (JSON lines, positions x vocab)
-  cmp-rows NAME A B TOL        bench_forward --out files (one line of label logits per prompt)
+  cmp-rows NAME A B TOL [N]    bench_forward --out files (one line of label logits per prompt);
+                               with N (a run with --limit): the first N lines of each
   cmp-classify NAME A B TOL    gemmaclf classify outputs ({"label", "scores"} per line)
   cmp-hf NAME ROWS PRED TOL    bench_forward rows vs hf_predictions_dev.json label logits
   summary RESULTS              print the table of a results file
@@ -13,6 +16,9 @@ Every cmp-* appends one JSON record to $DEVCHECK_RESULTS (when set) and exits 1 
 required comparison fails (DEVCHECK_REQUIRED=0: report only): relative error =
 max|a - b| / max(1, max|b|) per line (b is the reference, the second file) must be <= TOL and
 labels (argmax per line) identical (DEVCHECK_LABELS=0: labels reported, not required).
+Both files must hold the same number of lines (cmp-rows with N: at least N each), and at least
+one: an empty or cut-short output is a failure. DEVCHECK_MIN_ERR=X also requires the relative
+error to be > X (a reduced-precision mode compared with F32 must differ from it).
 """
 import json
 import os
@@ -33,7 +39,7 @@ def record(rec):
 
 def compare(name, a_rows, b_rows, tol, required=True):
     """a_rows, b_rows: lists of 2-D arrays (one per sequence: positions x values)."""
-    if len(a_rows) != len(b_rows):
+    if len(a_rows) != len(b_rows) or not a_rows:
         rec = {"name": name, "pass": False, "error": f"{len(a_rows)} vs {len(b_rows)} lines"}
         record(rec)
         return rec
@@ -51,9 +57,13 @@ def compare(name, a_rows, b_rows, tol, required=True):
         same += int((la == lb).sum())
         total += la.size
     labels_required = os.environ.get("DEVCHECK_LABELS", "1") != "0"
+    min_err = os.environ.get("DEVCHECK_MIN_ERR")
     ok = worst <= tol and (same == total or not labels_required)
+    ok = ok and (min_err is None or worst > float(min_err))
     rec = {"name": name, "pass": ok or not required, "max_rel_err": f"{worst:.2e}",
            "tol": tol, "labels_identical": f"{same}/{total}"}
+    if min_err is not None:
+        rec["min_err"] = float(min_err)
     record(rec)
     return rec
 
@@ -81,7 +91,7 @@ def read_classify(path):
     return out
 
 
-def cmd_prompts(shared, outdir):
+def cmd_prompts(shared, outdir, *opts):
     """Token ids for the GPU check, so that the GPU machine needs no tokenizer."""
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
@@ -92,6 +102,7 @@ def cmd_prompts(shared, outdir):
         t = load_file(os.path.join(ref, "hf-tiny", name, "reference_logits.safetensors"))
         seqs = sorted({k.split(".")[0] for k in t if k.endswith(".ids") and k.startswith("seq")},
                       key=lambda s: int(s[3:]))
+        os.makedirs(os.path.join(outdir, "hf-tiny", name), exist_ok=True)
         with open(os.path.join(outdir, "hf-tiny", name, "ids.jsonl"), "w") as f:
             for s in seqs:
                 f.write(json.dumps([int(x) for x in t[s + ".ids"].reshape(-1)]) + "\n")
@@ -127,10 +138,11 @@ def cmd_prompts(shared, outdir):
     meta["classifier"] = write(tok, [p["text"] for p in preds],
                                os.path.join(outdir, "classifier_prompts.jsonl"))
     # the 270m-shaped benchmark: every dev comment with the real Gemma 3 tokenizer
-    with open(os.path.join(shared, "data", "indo-hatespeech", "dev.jsonl")) as f:
-        texts = [json.loads(line)["text"] for line in f if line.strip()]
-    tok = Tokenizer.from_file(os.path.join(ref, "gemma3-tokenizer", "tokenizer.json"))
-    meta["bench"] = write(tok, texts, os.path.join(outdir, "bench_prompts.jsonl"))
+    if "--no-bench" not in opts:
+        with open(os.path.join(shared, "data", "indo-hatespeech", "dev.jsonl")) as f:
+            texts = [json.loads(line)["text"] for line in f if line.strip()]
+        tok = Tokenizer.from_file(os.path.join(ref, "gemma3-tokenizer", "tokenizer.json"))
+        meta["bench"] = write(tok, texts, os.path.join(outdir, "bench_prompts.jsonl"))
     with open(os.path.join(outdir, "prompts.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(json.dumps(meta))
@@ -185,9 +197,14 @@ def main(argv):
     if cmd == "cmp-logits":
         rec = compare(name, read_json_logits(a), read_json_logits(b), tol, required)
     elif cmd == "cmp-rows":
-        ra, rb = read_rows(a), read_rows(b)  # a run with --limit compares its first lines
-        n = min(len(ra), len(rb))
-        rec = compare(name, ra[:n], rb[:n], tol, required)
+        ra, rb = read_rows(a), read_rows(b)
+        if len(args) > 4:  # a run with --limit: the first N lines of each, both must have them
+            n = int(args[4])
+            if min(len(ra), len(rb)) >= n:
+                ra, rb = ra[:n], rb[:n]
+            else:  # compare() reports the counts as a failure
+                ra = ra[:n] if len(ra) < n else []
+        rec = compare(name, ra, rb, tol, required)
     elif cmd == "cmp-classify":
         rec = compare(name, read_classify(a), read_classify(b), tol, required)
     elif cmd == "cmp-hf":

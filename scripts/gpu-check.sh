@@ -162,6 +162,9 @@ if [ "$BENCH_LIMIT" -gt 0 ]; then
     head -n "$BENCH_LIMIT" "$IDS" >"$W/bench_ids.jsonl"
     IDS=$W/bench_ids.jsonl
 fi
+# the CPU reference runs on the first 256 prompts (--limit 256): comparisons use that many lines
+NCPU=$(wc -l <"$IDS")
+[ "$NCPU" -gt 256 ] && NCPU=256
 if ! "$PY" bench/gen_random_gemma3.py "$G" --layers "$BENCH_LAYERS"; then
     fail_step "generate 270m model" "bench/gen_random_gemma3.py failed"
 else
@@ -188,7 +191,7 @@ else
     fi
     if [ -f "$W/hf-float32.txt" ] && [ -f "$W/g-cpu.txt" ]; then
         DEVCHECK_REQUIRED=0 "$PY" scripts/devcheck.py cmp-rows "270m: gemmaclf cpu vs transformers fp32" \
-            "$W/g-cpu.txt" "$W/hf-float32.txt" 1e-3
+            "$W/g-cpu.txt" "$W/hf-float32.txt" 1e-3 "$NCPU"
     fi
     for prec in f32 tf32 bf16; do
         for pre in 0 "$BP"; do
@@ -204,7 +207,7 @@ else
                         "$(last_json "$W/g-$tag.json" prompts_per_s)"
                     if [ -f "$W/g-cpu.txt" ] && [ $bs = 64 ]; then
                         DEVCHECK_REQUIRED=$(req_of $prec) "$PY" scripts/devcheck.py cmp-rows \
-                            "270m: $DEV $prec prefix=$pre vs cpu (256 prompts)" "$W/g-$tag.txt" "$W/g-cpu.txt" "$(tol_of $prec)"
+                            "270m: $DEV $prec prefix=$pre vs cpu (256 prompts)" "$W/g-$tag.txt" "$W/g-cpu.txt" "$(tol_of $prec)" "$NCPU"
                     fi
                 else
                     fail_step "270m $DEV $tag" "$(head -c 300 "$W/err.txt")"

@@ -32,17 +32,24 @@ CALL gemmaclf_classify_table('posts', 'body', 'label', 2);
 COMMIT;
 SELECT count(*) FILTER (WHERE label IS NULL) AS unlabeled FROM posts;
 
--- resumable: a statement_timeout stops the run; committed batches stay done and the next
--- call finishes the rest. A slow trigger makes each 2-row batch take ~1 s, so 1.5 s = 1 batch.
+-- resumable: a cancel stops the run; committed batches stay done and the next call finishes
+-- the rest. A trigger cancels the statement (its own backend, no timing involved) when the
+-- procedure writes its 3rd row, the first of the second 2-row batch: exactly one batch is
+-- committed.
 UPDATE posts SET label = NULL, scores = NULL;
-CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$;
-CREATE TRIGGER slow BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION slow();
-SET statement_timeout = '1500ms';
+CREATE SEQUENCE row_writes;
+CREATE FUNCTION cancel_at_third() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN
+  IF nextval('row_writes') = 3 THEN
+    PERFORM pg_cancel_backend(pg_backend_pid());
+    PERFORM pg_sleep(0);  -- checks for interrupts: the cancel is raised here
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER cancel_at_third BEFORE UPDATE ON posts FOR EACH ROW EXECUTE FUNCTION cancel_at_third();
 CALL gemmaclf_classify_table('posts', 'body', 'label', 2);
-RESET statement_timeout;
-SELECT count(*) FILTER (WHERE label IS NOT NULL) AS done_before_timeout FROM posts;
-DROP TRIGGER slow ON posts;
+SELECT count(*) FILTER (WHERE label IS NOT NULL) AS done_before_cancel FROM posts;
+DROP TRIGGER cancel_at_third ON posts;
 CALL gemmaclf_classify_table('posts', 'body', 'label', 100);
 SELECT count(*) FILTER (WHERE label IS NULL) AS unlabeled,
        count(*) FILTER (WHERE label = classify_hate(body)) AS correct FROM posts;
@@ -74,4 +81,5 @@ CALL gemmaclf_classify_table('posts_v', 'body', 'label');
 DROP VIEW posts_v;
 DROP TABLE posts, parted, "My Schema"."Odd Table";
 DROP SCHEMA "My Schema";
-DROP FUNCTION slow();
+DROP FUNCTION cancel_at_third();
+DROP SEQUENCE row_writes;

@@ -27,13 +27,17 @@ SELECT count(*) AS ok_in_one_batch
 FROM unnest(classify_hate((SELECT array_agg(body) FROM edge))) l
 WHERE l IN ('Not Hate', 'Hate', 'Extreme Hate');
 
--- surrounding blanks are stripped, as the chat template does
-SELECT classify_hate(E'  Randi saali mc \n') = classify_hate('Randi saali mc') AS stripped;
+-- surrounding blanks are stripped, as the chat template does: the same probabilities, exactly
+SELECT classify_hate_scores(E'  Randi saali mc \n') = classify_hate_scores('Randi saali mc') AS stripped,
+       classify_hate_scores(repeat(' ', 100000) || 'Sali') = classify_hate_scores('Sali') AS long_blank_run;
 
--- max_input_tokens keeps the first tokens of the comment: with a cap, a long comment is labelled
--- as its beginning
+-- max_input_tokens keeps the first tokens of the comment: 'Randi saali mc' is the tokens
+-- Randi, ▁sa, ali, ▁mc (tokenizers), so with a cap of 3 a long comment starting with it scores
+-- exactly as 'Randi saali' uncapped, and not as 'Randi saali mc'
+CREATE TEMP TABLE uncapped AS
+SELECT classify_hate_scores('Randi saali') AS first3, classify_hate_scores('Randi saali mc') AS first4;
 SET gemmaclf.max_input_tokens = 3;
-SELECT classify_hate('Randi saali mc ' || repeat('A ', 500)) =
-       classify_hate('Randi saali mc') AS truncated_to_start;
+SELECT s = first3 AS truncated_to_start, s <> first4 AS cap_applied
+FROM uncapped, classify_hate_scores('Randi saali mc ' || repeat('A ', 500)) s;
 RESET gemmaclf.max_input_tokens;
 SET gemmaclf.max_input_tokens = 0;

@@ -29,7 +29,31 @@ CREATE TEMP TABLE parallel_labels AS SELECT id, label FROM
     (SELECT id, classify_hate(body) AS label FROM par) x;
 SELECT count(*) AS rows, count(*) FILTER (WHERE s.label = p.label) AS same
 FROM serial_labels s JOIN parallel_labels p USING (id);
--- an aggregate over a parallel scan, computed in the workers
-SELECT classify_hate(body) AS label, count(*) FROM par GROUP BY 1 ORDER BY 1;
+-- an aggregate over a parallel scan, computed in the workers: the same groups as serially
+SELECT array_agg(label || ' ' || n ORDER BY label) AS groups_parallel
+FROM (SELECT classify_hate(body) AS label, count(*) AS n FROM par GROUP BY 1) g \gset
+SELECT :'groups_parallel' = array_agg(label || ' ' || n ORDER BY label)::text AS same_groups,
+       count(*) AS groups
+FROM (SELECT label, count(*) AS n FROM serial_labels GROUP BY 1) g;
+-- EXPLAIN ANALYZE: the workers were launched and classify_hate is computed below the Gather,
+-- i.e. in them (the leader does not participate)
+CREATE FUNCTION gather_info(q text)
+RETURNS TABLE (node text, planned int, launched int, classify_hate_in_workers boolean)
+LANGUAGE plpgsql AS $$
+DECLARE p jsonb; g jsonb;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) ' || q INTO p;
+  FOR g IN SELECT jsonb_path_query(p, 'strict $.** ? (@."Node Type" starts with "Gather")') LOOP
+    node := g->>'Node Type';
+    planned := (g->>'Workers Planned')::int;
+    launched := (g->>'Workers Launched')::int;
+    classify_hate_in_workers :=
+      jsonb_path_exists(g->'Plans', 'strict $.**."Output"[*] ? (@ like_regex "classify_hate")');
+    RETURN NEXT;
+  END LOOP;
+END $$;
+SELECT * FROM gather_info('SELECT id, classify_hate(body) FROM par');
+SELECT * FROM gather_info('SELECT classify_hate(body), count(*) FROM par GROUP BY 1');
+DROP FUNCTION gather_info(text);
 RESET ALL;
 DROP TABLE par;

@@ -22,9 +22,9 @@ SELECT id, body, hate_label, hate_scores->>'label' AS scores_label FROM comments
 
 -- an update that keeps the text keeps the label; setting the label to NULL re-classifies
 UPDATE comments SET body = body, hate_label = 'manual' WHERE id = 3;
-SELECT hate_label FROM comments WHERE id = 3;
+SELECT id, body, hate_label FROM comments WHERE id = 3;
 UPDATE comments SET body = body, hate_label = NULL WHERE id = 3;
-SELECT hate_label FROM comments WHERE id = 3;
+SELECT id, body, hate_label FROM comments WHERE id = 3;
 
 -- two-argument form, varchar label
 CREATE TABLE comments2 (body varchar(200), label varchar);

@@ -177,25 +177,32 @@ static void test_prefix_equivalence(gc_classifier *c, gc_session *s)
     gc_ids_free(&ids);
 }
 
+/* max_input_tokens keeps the FIRST tokens of the comment: a 10 MB text whose beginning, middle
+ * and end differ is cut to the prompt of its first 64 bytes cut the same way, and those 3 tokens
+ * are the first 3 of the uncut short prompt; the closing chat markers are kept. */
 static void test_truncation(gc_classifier *c, gc_session *s)
 {
     gc_err e = {0};
-    gc_ids a = {0}, b = {0};
-    size_t big = 10u << 20;
+    gc_ids a = {0}, b = {0}, full = {0};
+    static const char head_text[] = "Randi saali mc ", tail_text[] = " nice video bhai 😂";
+    size_t big = 10u << 20, hl = strlen(head_text), tl = strlen(tail_text);
     char *huge = malloc(big + 1);
-    for (size_t i = 0; i < big; i++)
+    memcpy(huge, head_text, hl);
+    for (size_t i = hl; i < big - tl; i++)
         huge[i] = "ab c"[i % 4];
+    memcpy(huge + big - tl, tail_text, tl);
     huge[big] = '\0';
+    int head = gc_classifier_shared_prefix_len(c);
     gc_session_set_limits(s, 0, 3);
     CHECK(gc_session_prompt(s, huge, big, &a, &e) == GC_OK, "%s", e.msg);
-    CHECK(gc_session_prompt(s, "ab cab cab cab c", 16, &b, &e) == GC_OK, "%s", e.msg);
-    int head = gc_classifier_shared_prefix_len(c);
-    CHECK(a.n == b.n && !memcmp(a.v, b.v, a.n * 4), "10 MB text keeps its first 3 tokens");
-    CHECK((int)a.n <= head + 3 + 8, "truncated prompt has %zu ids", a.n);
-    /* the closing markers are kept */
-    gc_ids full = {0};
+    CHECK(gc_session_prompt(s, huge, 64, &b, &e) == GC_OK, "%s", e.msg);
+    CHECK(a.n == b.n && !memcmp(a.v, b.v, a.n * 4), "10 MB text keeps the tokens of its start");
+    CHECK((int)a.n > head + 3 && (int)a.n <= head + 3 + 8, "truncated prompt has %zu ids", a.n);
     gc_session_set_limits(s, 0, 0);
-    gc_session_prompt(s, "x", 1, &full, &e);
+    CHECK(gc_session_prompt(s, huge, 64, &full, &e) == GC_OK, "%s", e.msg);
+    CHECK(full.n > a.n && !memcmp(a.v, full.v, (size_t)(head + 3) * 4),
+          "the 3 kept tokens are the comment's first 3");
+    /* the closing markers are kept */
     CHECK(a.n >= 2 && !memcmp(a.v + a.n - 2, full.v + full.n - 2, 8), "markers kept");
     float p[3];
     const char *t = huge;
@@ -296,10 +303,10 @@ static void test_open_errors(void)
 static void test_cli(void)
 {
     const char *bin = getenv("GC_BIN");
-    if (!bin || access(bin, X_OK)) {
-        printf("skipped: CLI checks (GC_BIN not set)\n");
+    CHECK(bin && !access(bin, X_OK), "GC_BIN (the CLI) not set or not executable: %s",
+          bin ? bin : "(unset)");
+    if (!bin || access(bin, X_OK))
         return;
-    }
     char abs[PATH_MAX], cmd[PATH_MAX * 2 + 256], line[4096];
     CHECK(realpath(gct_shared(REF), abs) != NULL, "reference path");
     snprintf(cmd, sizeof cmd,

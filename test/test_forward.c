@@ -91,8 +91,9 @@ static void check_batched(gc_ctx *ctx, const gc_config *cfg, seq *s, int ns, con
         float *one = malloc((size_t)s[i].n * V * sizeof(float));
         gc_batch b1 = {.n_seq = 1, .tokens = s[i].ids, .seq_len = &s[i].n, .n_out = -1,
                        .logits = one};
-        gc_forward(ctx, NULL, &b1, &e);
-        double err = gct_rel_err(all + o * V, one, (size_t)s[i].n * V);
+        gc_status st1 = gc_forward(ctx, NULL, &b1, &e);
+        CHECK(st1 == GC_OK, "%s %s single: %s", tag, s[i].name, e.msg);
+        double err = st1 == GC_OK ? gct_rel_err(all + o * V, one, (size_t)s[i].n * V) : INFINITY;
         worst = err > worst ? err : worst;
         o += (size_t)s[i].n;
         free(one);
@@ -169,7 +170,9 @@ static void check_prefix(gc_ctx *ctx, const gc_config *cfg, const seq *q, int cu
     int32_t outs[2] = {rest - 1, 2 * rest - 1};
     gc_batch b2 = {.n_seq = 2, .tokens = toks, .seq_len = lens, .n_out = 2, .out_idx = outs,
                    .logits = lg};
-    if (rest > 1 && gc_forward(ctx, p, &b2, &e) == GC_OK) {
+    st = gc_forward(ctx, p, &b2, &e);
+    CHECK(st == GC_OK, "%s %s prefix %d, last positions: %s", tag, q->name, cut, e.msg);
+    if (!st) {
         const float *ref = q->logits + (size_t)(q->n - 1) * V;
         double e1 = gct_rel_err(lg, ref, V), e2 = gct_rel_err(lg + V, ref, V);
         CHECK(e1 <= TOL && e2 <= TOL, "%s %s prefix %d, last positions: rel err %.3g %.3g", tag,
@@ -186,17 +189,20 @@ static void check_rows(gc_ctx *ctx, const gc_config *cfg, const seq *q, const ch
     const int V = cfg->vocab_size;
     int32_t rows[3] = {V - 1, 0, V / 3};
     int32_t outs[2] = {q->n - 1, 0};
-    float lg[6];
+    float lg[6] = {0};
     gc_batch b = {.n_seq = 1, .tokens = q->ids, .seq_len = &q->n, .n_out = 2, .out_idx = outs,
                   .n_rows = 3, .rows = rows, .logits = lg};
     gc_err e = {0};
-    CHECK(gc_forward(ctx, NULL, &b, &e) == GC_OK, "%s rows: %s", tag, e.msg);
-    double mx = 0, md = 0;
+    gc_status st = gc_forward(ctx, NULL, &b, &e);
+    CHECK(st == GC_OK, "%s rows: %s", tag, e.msg);
+    double mx = 0, md = st == GC_OK ? 0 : INFINITY;
     for (int i = 0; i < 2; i++)
         for (int r = 0; r < 3; r++) {
             float ref = q->logits[(size_t)outs[i] * V + rows[r]];
+            double d = fabs(lg[i * 3 + r] - ref);
             mx = fabs(ref) > mx ? fabs(ref) : mx;
-            md = fabs(lg[i * 3 + r] - ref) > md ? fabs(lg[i * 3 + r] - ref) : md;
+            if (!(d <= md)) /* NaN too: a NaN logit must fail the check */
+                md = d;
         }
     CHECK(md <= TOL * (mx > 1 ? mx : 1), "%s %s restricted rows: err %.3g", tag, q->name, md);
 }
@@ -231,10 +237,10 @@ static void check_generate(gc_ctx *ctx, const gc_config *cfg, const gc_st_file *
 static void check_cli(const char *dir, const seq *q, int V, const char *tag)
 {
     const char *bin = getenv("GC_BIN");
-    if (!bin || access(bin, X_OK) != 0) {
-        printf("%s: CLI check skipped: GC_BIN not set or not executable\n", tag);
+    CHECK(bin && access(bin, X_OK) == 0, "%s: GC_BIN (the CLI) not set or not executable: %s", tag,
+          bin ? bin : "(unset)");
+    if (!bin || access(bin, X_OK) != 0)
         return;
-    }
     char in[PATH_MAX + 64], cmd[3 * PATH_MAX];
     snprintf(in, sizeof in, "%s/in.jsonl", dir);
     FILE *f = fopen(in, "w");
@@ -285,7 +291,7 @@ static void check_device(const gc_model *m, const char *tag)
 {
     gc_err e = {0};
     if (gc_cuda_load(&e)) {
-        printf("%s: device check skipped: a CUDA plugin is present\n", tag);
+        printf("skipped: test_forward device fallback (%s: a CUDA plugin is present)\n", tag);
         return;
     }
     gc_ctx *c = NULL;

@@ -156,8 +156,11 @@ static int write_variant(const char *dir, const variant *v)
     return gct_write_st(path, w, n);
 }
 
-/* Loads a variant; on success returns logits of a fixed 7-token sequence (all positions). */
-static gc_status run(const variant *v, const char *cache, float *logits, gc_err *e)
+static const int32_t TOKS[7] = {2, 5, 63, 0, 17, 17, 40};
+
+/* Loads a variant; on success returns logits of `toks` (n <= 7 tokens, all positions). */
+static gc_status run_ids(const variant *v, const char *cache, const int32_t *toks, int32_t n,
+                         float *logits, gc_err *e)
 {
     char dir[PATH_MAX] = "/tmp/gctest-XXXXXX";
     if (!mkdtemp(dir) || !write_variant(dir, v))
@@ -168,12 +171,11 @@ static gc_status run(const variant *v, const char *cache, float *logits, gc_err 
     if (!st) {
         gc_ctx *c = NULL;
         gc_ctx_opts co = {.device = GC_DEVICE_CPU};
-        int32_t toks[7] = {2, 5, 63, 0, 17, 17, 40}, n = 7;
         gc_batch b = {.n_seq = 1, .tokens = toks, .seq_len = &n, .n_out = -1, .logits = logits};
         if (!(st = gc_ctx_new(m, &co, &c, e)))
             st = gc_forward(c, NULL, &b, e);
         /* a few positions only (pruned last layer) == those rows of the full output */
-        int32_t outs[3] = {6, 2, 6};
+        int32_t outs[3] = {n - 1, n / 2, n - 1};
         float part[3 * V];
         gc_batch bp = {.n_seq = 1, .tokens = toks, .seq_len = &n, .n_out = 3, .out_idx = outs,
                        .logits = part};
@@ -194,6 +196,11 @@ static gc_status run(const variant *v, const char *cache, float *logits, gc_err 
     return st;
 }
 
+static gc_status run(const variant *v, const char *cache, float *logits, gc_err *e)
+{
+    return run_ids(v, cache, TOKS, 7, logits, e);
+}
+
 static void expect_same(const char *what, const variant *v, const float *ref, const char *cache)
 {
     float lg[7 * V];
@@ -211,6 +218,45 @@ static void expect_fail(const char *what, const variant *v, gc_status want, cons
     gc_status st = run(v, NULL, lg, &e);
     CHECK(st == want, "%s: got %s (%s)", what, gc_status_name(st), e.msg);
     CHECK(!needle || strstr(e.msg, needle), "%s: message lacks '%s': %s", what, needle, e.msg);
+}
+
+/* Every layer sliding with window 2: in each layer position t attends to t-1 and t only, so
+ * after 3 layers the last of 7 positions depends on tokens 3..6 alone and, RoPE being relative,
+ * equals the last position of those 4 tokens run on their own. A window covering the whole
+ * sequence (same weights, same RoPE base) agrees where the window does not cut (positions 0-1)
+ * and differs after. The pruned last layer (run_ids' position checks) applies the window too. */
+#define SLIDING_CONFIG(window, kind)                                                              \
+    "{\"vocab_size\":64,\"hidden_size\":32,\"intermediate_size\":48,\"num_hidden_layers\":3,"        \
+    "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":16,\"query_pre_attn_scalar\":16,"\
+    "\"sliding_window\":" #window ",\"rope_theta\":10000.0,\"rope_local_base_freq\":10000.0,"         \
+    "\"layer_types\":[\"" kind "\",\"" kind "\",\"" kind "\"]}"
+
+static void check_sliding_window(const variant *base)
+{
+    float sl[7 * V], tail[4 * V], full[7 * V];
+    gc_err e = {0};
+    variant v = *base;
+    v.config = SLIDING_CONFIG(2, "sliding_attention");
+    gc_status st = run(&v, NULL, sl, &e);
+    CHECK(st == GC_OK, "all sliding: %s", e.msg);
+    gc_status st2 = run_ids(&v, NULL, TOKS + 3, 4, tail, &e);
+    CHECK(st2 == GC_OK, "all sliding, last 4 tokens: %s", e.msg);
+    if (!st && !st2) {
+        double err = gct_rel_err(sl + 6 * V, tail + 3 * V, V);
+        CHECK(err <= 1e-5, "window 2, 3 layers: last position depends on more than the last 4 "
+              "tokens (rel err %.3g)", err);
+        double far = gct_rel_err(sl + 6 * V, tail + 2 * V, V);
+        CHECK(far > 1e-3, "sliding check cannot tell positions apart (%.3g)", far);
+    }
+    v.config = SLIDING_CONFIG(2, "full_attention");
+    CHECK(run(&v, NULL, full, &e) == GC_OK, "all full: %s", e.msg);
+    if (!st) {
+        double same = gct_rel_err(sl, full, 2 * V), diff = gct_rel_err(sl + 6 * V, full + 6 * V, V);
+        CHECK(same <= 1e-6, "positions inside the window differ from full attention (%.3g)", same);
+        CHECK(diff > 1e-3, "window 2 ignored: last position equals full attention (%.3g)", diff);
+        printf("sliding window 2: last position vs its 4-token tail %.3g, vs full attention %.3g\n",
+               gct_rel_err(sl + 6 * V, tail + 3 * V, V), diff);
+    }
 }
 
 int main(void)
@@ -247,14 +293,7 @@ int main(void)
     v.prefix = "language_model.model.";
     expect_same("multimodal 4.x names", &v, ref, NULL);
 
-    /* every layer sliding (window 4 < 7 tokens), so the pruned last layer applies the window */
-    float sl[7 * V];
-    v = base;
-    v.config = "{\"vocab_size\":64,\"hidden_size\":32,\"intermediate_size\":48,\"num_hidden_layers\":3,"
-               "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"head_dim\":16,"
-               "\"query_pre_attn_scalar\":16,\"sliding_window\":3,\"layer_types\":[\"sliding_attention\","
-               "\"sliding_attention\",\"sliding_attention\"]}";
-    CHECK(run(&v, NULL, sl, &e) == GC_OK, "all sliding: %s", e.msg);
+    check_sliding_window(&base);
 
     /* untied: lm_head.weight is used (different logits), and is required */
     v = base;

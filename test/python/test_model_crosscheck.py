@@ -11,7 +11,7 @@
    or an object with "logits".
 3. `GC_BIN classify MODEL_DIR`: JSON lines of JSON strings in, {"label", "scores"} out; labels
    equal the Python scoring rule's for >= 99.9% of dev rows; scores equal softmax(score + bias).
-Parts 2 and 3 are skipped (clearly) while GC_BIN lacks the command.
+A missing package, data set, CLI or CLI command is a failure: nothing would be compared.
 
 Env: GC_BIN (default bin/gemmaclf), GC_MODEL_DIR (default models/gemmaclf-hinglish-small),
 GC_SHARED (default ../shared).  Final line "test_model_crosscheck: N passed, M failed"."""
@@ -33,10 +33,6 @@ def check(cond, what):
         failed += 1
         print("FAIL: %s" % what)
     return cond
-
-
-def skip(why):
-    print("%s: skipped: %s" % (NAME, why))
 
 
 def bin_commands(gc_bin):
@@ -63,14 +59,14 @@ def main():
         import torch
         from transformers import Gemma3ForCausalLM
     except ImportError as e:
-        skip("python package missing: %s" % e)
+        check(False, "python package missing: %s" % e)
         return
     torch.set_num_threads(int(os.environ.get("GC_TEST_THREADS", "1")))
     shared = os.environ.get("GC_SHARED", os.path.join(ROOT, "..", "shared"))
     mdir = os.environ.get("GC_MODEL_DIR", os.path.join(ROOT, "models", "gemmaclf-hinglish-small"))
     gc_bin = os.environ.get("GC_BIN", os.path.join(ROOT, "bin", "gemmaclf"))
-    if not os.path.isfile(os.path.join(shared, "data", "indo-hatespeech", "dev.jsonl")):
-        skip("data set not found under %s (set GC_SHARED)" % shared)
+    if not check(os.path.isfile(os.path.join(shared, "data", "indo-hatespeech", "dev.jsonl")),
+                 "data set not found under %s (set GC_SHARED)" % shared):
         return
     sys.path.insert(0, os.path.join(ROOT, "train"))
     os.environ["GC_SHARED"] = shared
@@ -105,14 +101,10 @@ def main():
 
     cmds = bin_commands(gc_bin)
     # 2. logits
-    if "logits" not in cmds:
-        skip("%s has no 'logits' command (C engine not built yet): logits cross-check not run" % gc_bin)
-    else:
+    if check("logits" in cmds, "%s missing or has no 'logits' command: logits cross-check not run" % gc_bin):
         check_logits(gc_bin, mdir, model, enc, dev[:50], max_tok)
     # 3. classify
-    if "classify" not in cmds:
-        skip("%s has no 'classify' command (C engine not built yet): label cross-check not run" % gc_bin)
-    else:
+    if check("classify" in cmds, "%s missing or has no 'classify' command: label cross-check not run" % gc_bin):
         check_classify(gc_bin, mdir, model, enc, dev, bias, max_tok, LABELS)
 
 

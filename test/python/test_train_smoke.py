@@ -32,15 +32,13 @@ def main():
         import trl  # noqa: F401
         import tokenizers  # noqa: F401
         import datasets  # noqa: F401
-    except ImportError as e:
-        print("%s: skipped: %s" % (NAME, e))
-        print("%s: 0 passed, 0 failed" % NAME)
-        return 0
+    except ImportError as e:  # the recipe cannot run: a failure, not a skip
+        check(False, "python package missing: %s" % e)
+        return 1
     shared = os.environ.get("GC_SHARED", os.path.join(ROOT, "..", "shared"))
     if not os.path.isfile(os.path.join(shared, "data", "indo-hatespeech", "train.jsonl")):
-        print("%s: skipped: data set not found under %s (set GC_SHARED)" % (NAME, shared))
-        print("%s: 0 passed, 0 failed" % NAME)
-        return 0
+        check(False, "data set not found under %s (set GC_SHARED)" % shared)
+        return 1
     sys.path.insert(0, os.path.join(ROOT, "train"))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke")

@@ -1,4 +1,5 @@
 /* UTF-8 validation, decoding, repair, cutting and trimming (see utf8.h). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,12 @@ int gc_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     for (size_t i = 0; i < n;) {
+        /* ASCII fast path, 8 bytes at a time: tokenizer.json files are tens of MB, mostly ASCII */
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ULL))) {
+            i += 8;
+            continue;
+        }
         if (s[i] < 0x80) {
             i++;
             continue;

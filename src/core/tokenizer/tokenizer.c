@@ -11,6 +11,7 @@
 
 #include "common/file_read.h"
 #include "tokenizer/tokenizer.h"
+#include "common/utf8.h"
 #include "tokenizer/tokenizer_internal.h"
 
 /* tokenizer.json is 33 MB for Gemma 3 (262k tokens, 515k merges). */
@@ -311,6 +312,10 @@ static gc_status load(gc_tokenizer *t, const char *dir, gc_err *e)
     if (snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= (int)sizeof path)
         return gc_fail(e, GC_EINVAL, "path too long: %s", dir);
     gc_status st = gc_read_file(path, GC_TOKENIZER_FILE_MAX, &doc, &doc_n, e);
+    /* JSON is UTF-8 (RFC 8259) and HF tokenizers refuses anything else; a vocabulary key with
+     * invalid bytes would otherwise become a token no valid text can reach */
+    if (st == GC_OK && !gc_utf8_valid(doc, doc_n))
+        st = gc_fail(e, GC_EFORMAT, "%s: not valid UTF-8", path);
     if (st == GC_OK)
         st = gc_tokjson_split(doc, doc_n, &vocab, &merges, &rest, &rest_n, e);
     if (st == GC_OK && !(root = cJSON_ParseWithLength(rest, rest_n)))
