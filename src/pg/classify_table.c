@@ -110,7 +110,7 @@ static void skipped_arrays(const skipped_rows *sk, Datum *oids, Datum *tids)
     t = palloc(sizeof(Datum) * sk->n);
     for (int i = 0; i < sk->n; i++) {
         o[i] = ObjectIdGetDatum(sk->oids[i]);
-        t[i] = ItemPointerGetDatum(&sk->tids[i]);
+        t[i] = PointerGetDatum(&sk->tids[i]);
     }
     *oids = PointerGetDatum(construct_array(o, sk->n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
     *tids = PointerGetDatum(construct_array(t, sk->n, TIDOID, sizeof(ItemPointerData), false,
@@ -124,19 +124,20 @@ static bool update_row(batch_plans *p, Datum *v, skipped_rows *sk)
     MemoryContext cx = CurrentMemoryContext;
     SPITupleTable *tt;
     bool labelled = false, isnull;
+    Datum oid = v[2], tid = v[1];
 
     if (SPI_execute_plan(p->upd, v, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
         elog(ERROR, "gemmaclf_classify_table: update failed");
     MemoryContextSwitchTo(cx); /* SPI calls return in the procedure context */
     tt = SPI_tuptable;
-    if (SPI_processed == 0)
-        skip_row(sk, DatumGetObjectId(v[2]), DatumGetItemPointer(v[1]));
-    else {
+    if (SPI_processed > 0) {
+        /* RETURNING tableoid, ctid, label IS NOT NULL: the row as stored, maybe moved */
+        oid = SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull);
+        tid = SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull);
         labelled = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
-        if (!labelled)
-            skip_row(sk, DatumGetObjectId(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull)),
-                     DatumGetItemPointer(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull)));
     }
+    if (!labelled)
+        skip_row(sk, DatumGetObjectId(oid), (ItemPointer)DatumGetPointer(tid));
     SPI_freetuptable(tt);
     return labelled;
 }
