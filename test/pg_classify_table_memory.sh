@@ -1,15 +1,15 @@
 #!/bin/sh
 # CALL gemmaclf_classify_table keeps its memory flat however many rows the table has. One fresh
 # session per table size (GC_MEM_ROWS, default "1000 4000"), each a CALL over that many rows of
-# ~1.5 KB with the bundled model; a BEFORE UPDATE trigger samples, every 250 rows, the backend's memory-context total
-# (pg_backend_memory_contexts) and its private resident memory (RssAnon: shared buffers and the
-# mapped weights, which every backend shares, are left out). Prints per size the peaks and rows/s;
-# fails when a larger table's peak exceeds the smallest's by more than 1 MB of memory contexts or
-# 3 MB of RssAnon (each batch's SPI tuple table used to stay until the CALL ended: 3000 more rows of
-# 1.5 KB kept ~5 MB more).
+# ~1.5 KB with the bundled model; a BEFORE UPDATE trigger samples, every 250 rows, the backend's
+# memory-context total (pg_backend_memory_contexts) and its private resident memory (RssAnon:
+# shared buffers and the mapped weights, which every backend shares, are left out). Prints per
+# size the peaks and rows/s; fails when a larger table's peak exceeds the smallest's by more than
+# 1 MB of memory contexts or 3 MB of RssAnon (each batch's SPI tuple table used to stay until the
+# CALL ended: 3000 more rows of 1.5 KB kept ~12 MB more memory contexts).
 # Runs inside a throwaway cluster (scripts/pg-test.sh), as superuser (it reads /proc/self/status
 # through pg_read_file and sets gemmaclf.max_input_tokens).
-# Reporting only, e.g. RSS at 10k and 100k rows: GC_MEM_ROWS="10000 100000" (same checks).
+# Larger tables, e.g. RSS at 10k and 100k rows: GC_MEM_ROWS="10000 100000" (same checks).
 set -eu
 ROWS=${GC_MEM_ROWS:-1000 4000}
 CTX_BOUND=$((1024 * 1024))
@@ -25,12 +25,14 @@ DROP TABLE IF EXISTS mem_samples;
 CREATE TABLE mem_samples (n int, id int, ctx_bytes bigint, anon_bytes bigint);
 -- the backend's private resident memory, from /proc/self/status (kB)
 CREATE OR REPLACE FUNCTION mem_anon() RETURNS bigint LANGUAGE sql AS
-$$ SELECT 1024 * (regexp_match(pg_read_file('/proc/self/status'), 'RssAnon:\s+(\d+) kB'))[1]::bigint $$;
+$$ SELECT 1024 * (regexp_match(pg_read_file('/proc/self/status'),
+                               'RssAnon:\s+(\d+) kB'))[1]::bigint $$;
 CREATE OR REPLACE FUNCTION mem_sample() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.id % 250 = 0 THEN
     INSERT INTO mem_samples
-    SELECT TG_ARGV[0]::int, NEW.id, (SELECT sum(total_bytes) FROM pg_backend_memory_contexts), mem_anon();
+    SELECT TG_ARGV[0]::int, NEW.id, (SELECT sum(total_bytes) FROM pg_backend_memory_contexts),
+           mem_anon();
   END IF;
   RETURN NEW;
 END $$;
@@ -41,9 +43,11 @@ for n in $ROWS; do
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS mem_t;
 CREATE TABLE mem_t (id int PRIMARY KEY, body text, label text);
-INSERT INTO mem_t SELECT i, repeat('bahut lamba comment hai ', 64) || i FROM generate_series(1, :n) i;
+INSERT INTO mem_t SELECT i, repeat('bahut lamba comment hai ', 64) || i
+FROM generate_series(1, :n) i;
 VACUUM ANALYZE mem_t;
-SELECT format('CREATE TRIGGER sample BEFORE UPDATE ON mem_t FOR EACH ROW EXECUTE FUNCTION mem_sample(%s)', :n) \gexec
+SELECT format('CREATE TRIGGER sample BEFORE UPDATE ON mem_t FOR EACH ROW '
+              'EXECUTE FUNCTION mem_sample(%s)', :n) \gexec
 SQL
     # a fresh session for the CALL; max_input_tokens = 1 keeps the forward passes short, the
     # texts are still read (and held by the SPI tuple table) in full
@@ -68,8 +72,8 @@ done <"$times"
 res=$(run -v ctx="$CTX_BOUND" -v anon="$ANON_BOUND" <<'SQL'
 WITH p AS (SELECT n, max(ctx_bytes) AS ctx, max(anon_bytes) AS anon FROM mem_samples GROUP BY n),
      b AS (SELECT * FROM p ORDER BY n LIMIT 1)
-SELECT string_agg(format('%s rows: %s more bytes of memory contexts and %s more of RssAnon than %s rows',
-                         p.n, p.ctx - b.ctx, p.anon - b.anon, b.n), '; ')
+SELECT string_agg(format('%s rows: %s more bytes of memory contexts and %s more of RssAnon '
+                         'than %s rows', p.n, p.ctx - b.ctx, p.anon - b.anon, b.n), '; ')
 FROM p, b WHERE p.n > b.n AND (p.ctx - b.ctx > :ctx OR p.anon - b.anon > :anon);
 SQL
 )
