@@ -5,7 +5,8 @@
 #   2. the pg_regress suites (sql/*.sql vs expected/*.out): make installcheck
 #   3. the basic suites again with shared_preload_libraries = 'gemmaclf'
 #   4. preloading: model and session come from the postmaster (test/pg_preload.sh)
-#   5. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
+#   5. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh),
+#      and its memory staying flat as the table grows (test/pg_classify_table_memory.sh)
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
 #   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 # The same suites run on every version (suites() below: one line each).
@@ -43,6 +44,8 @@ suites() {
         "$PRELOAD" "classify classify_array scores trigger parallel model_info"
     check "preloading: model and session come from the postmaster" "$PRELOAD" sh test/pg_preload.sh
     check "two sessions share one gemmaclf_classify_table run" "" sh test/pg_concurrent.sh
+    check "gemmaclf_classify_table memory stays flat (1000 vs 4000 rows)" "" \
+        sh test/pg_classify_table_memory.sh
     check "BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache" "" sh test/pg_bf16.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql

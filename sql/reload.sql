@@ -45,10 +45,21 @@ INSERT INTO relabel2 (body) VALUES ('Sali'), ('A'), ('Randi saali mc');
 SELECT body, label, label_b IN ('Clean', 'Abusive', 'Severe') AS label_b_is_model_b
 FROM relabel2 ORDER BY body;
 
--- a setting longer than a path buffer still names one model: no reload on every call
-SELECT set_config('gemmaclf.model_path', :'ref' || repeat('/.', 520), false) IS NOT NULL AS set;
+-- a long setting names one model: loaded once, not on every call
+\set mk 'cat >/dev/null; rm -f /tmp/gemmaclf_long && ln -s ' :ref ' /tmp/gemmaclf_long'
+COPY (SELECT 1) TO PROGRAM :'mk';
+SELECT set_config('gemmaclf.model_path', '/tmp/gemmaclf_long' || repeat('/.', 500), false)
+       IS NOT NULL AS set;
 SELECT classify_hate('Sali') AS label FROM generate_series(1, 10);
+-- a setting longer than a path may be (1023 bytes) is an ERROR, never cut: cut at 1023 bytes,
+-- this one would name the model in /tmp/gemmaclf_long instead of a directory that does not exist
+SELECT set_config('gemmaclf.model_path', '/tmp/gemmaclf_long' || repeat('/.', 510) || '/no/such/dir',
+                  false) IS NOT NULL AS set;
+SELECT classify_hate('Sali') AS label FROM generate_series(1, 10);
+SELECT classify_hate_scores('Sali');
+SET gemmaclf.model_path = :'ref';
+SELECT classify_hate('Sali') AS label;
 
-COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/gemmaclf_relabel';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/gemmaclf_relabel /tmp/gemmaclf_long';
 DROP TABLE relabel, relabel2;
 DROP FUNCTION relabel_b(), relabel2_b();

@@ -26,9 +26,21 @@ SELECT set_config('gemmaclf.model_path', '/tmp', false);
 -- ordinary settings are fine for everyone, and so is classifying
 SET gemmaclf.threads = 2;
 SET gemmaclf.batch_size = 8;
+-- but not what can change a label or a score: classify_hate is IMMUTABLE, so a CHECK constraint,
+-- an expression index and stored labels rely on every session labelling a text the same way
+SET gemmaclf.max_input_tokens = 1;
+SELECT set_config('gemmaclf.max_input_tokens', '1', false);
 RESET ROLE;
 SET gemmaclf.model_path = :'ref';
 SET ROLE gemmaclf_regress_user;
 SELECT classify_hate('Sali') AS as_user;
 RESET ROLE;
 DROP ROLE gemmaclf_regress_user;
+
+-- gemmaclf.threads beyond the cores the backend may run on is capped at their number
+CREATE TEMP TABLE cores (n int);
+COPY cores FROM PROGRAM 'nproc';
+SET gemmaclf.threads = 256;
+SELECT (gemmaclf_model_info()->>'threads')::int = n AS capped_at_cores FROM cores;
+SET gemmaclf.threads = 1;
+SELECT (gemmaclf_model_info()->>'threads')::int AS threads;

@@ -2,6 +2,8 @@
  * the one-text path shared by classify_hate, classify_hate_scores and the trigger. */
 #include "gemmaclf_pg.h"
 
+#include <math.h>
+
 typedef struct classify_call {
     gc_session *sess;
     int n;
@@ -19,6 +21,29 @@ static gc_status run_classify(void *arg)
     return gc_classify(a->sess, a->n, a->texts, a->lens, a->probs, a->labels, &a->err);
 }
 
+/* A model with broken weights (NaN/Inf) gives no label and no scores: the same ERROR from every
+ * caller, whether the core noticed (GC_ENUMERIC) or the scores reached us (checked here as well,
+ * so that no NaN becomes a label or breaks the jsonb of the scores). */
+static void nonfinite_error(const char *detail)
+{
+    ereport(ERROR, (errcode(gcpg_sqlstate(GC_ENUMERIC)),
+                    errmsg("gemmaclf: the model computed a non-finite score (NaN or infinity)"),
+                    errdetail("%s", detail), gcpg_status_hint(GC_ENUMERIC)));
+}
+
+static void check_finite(const gc_classifier *c, int n, const float *probs)
+{
+    int n_labels = gc_classifier_n_labels(c);
+
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < n_labels; l++)
+            if (!isfinite(probs[(size_t)i * n_labels + l]))
+                nonfinite_error(psprintf("text %d of %d: the probability of \"%s\" is %s", i + 1,
+                                         n, gc_classifier_label(c, l),
+                                         isnan(probs[(size_t)i * n_labels + l]) ? "NaN"
+                                                                                 : "infinite"));
+}
+
 void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t *lens,
                    float *probs, int *labels)
 {
@@ -26,9 +51,12 @@ void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t 
                        .probs = probs, .labels = labels};
     gc_status st = gcpg_run_interruptible(run_classify, &a);
 
+    if (st == GC_ENUMERIC)
+        nonfinite_error(a.err.msg);
     if (st != GC_OK)
         ereport(ERROR, (errcode(gcpg_sqlstate(st)), errmsg("gemmaclf: %s", a.err.msg),
                         gcpg_status_hint(st)));
+    check_finite(gcpg_classifier(m), n, probs);
 }
 
 text *gcpg_classify_text(text *t, Datum *scores)

@@ -1,9 +1,12 @@
 /* The column rules of the trigger and the procedure: both read a text column and write a label
  * column (and optionally a jsonb scores column), so both accept the same types and say the same
- * thing when a column does not fit. */
+ * thing when a column does not fit. A column may be of a domain over those types: its length
+ * limit (a domain over varchar(n)) and its constraints hold for what we store, as for any INSERT
+ * or UPDATE. */
 #include "gemmaclf_pg.h"
 
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -52,4 +55,43 @@ AttrNumber gcpg_column(Oid relid, const char *name, gcpg_column_kind kind, const
                                r->role, format_type_be(typid)),
                         errhint("%s", r->hint)));
     return att;
+}
+
+void gcpg_check_label_width(Oid relid, AttrNumber att, const char *caller)
+{
+    Oid typid, coll;
+    int32 atttypmod, typmod;
+    gcpg_model *m;
+    const gc_classifier *c;
+
+    get_atttypetypmodcoll(relid, att, &typid, &atttypmod, &coll);
+    typmod = atttypmod;
+    /* varchar(n) has typmod n + VARHDRSZ; under a domain the column's typmod is -1 and the
+     * limit is the domain's. */
+    (void)getBaseTypeAndTypmod(typid, &typmod);
+    if (typmod < (int32)VARHDRSZ)
+        return;
+    m = gcpg_acquire();
+    c = gcpg_classifier(m);
+    for (int l = 0; l < gc_classifier_n_labels(c); l++) {
+        text *t = gcpg_label_text(gc_classifier_label(c, l));
+
+        if (pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > typmod - VARHDRSZ)
+            ereport(ERROR, (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+                            errmsg("%s: label column \"%s\" of type %s holds at most %d "
+                                   "characters, too few for the label \"%s\"", caller,
+                                   get_attname(relid, att, false),
+                                   format_type_with_typemod(typid, atttypmod), typmod - VARHDRSZ,
+                                   gc_classifier_label(c, l))));
+    }
+    gcpg_release(m);
+}
+
+void gcpg_domain_check(Oid relid, AttrNumber att, Datum value, bool isnull, void **cache,
+                       MemoryContext cache_cx)
+{
+    Oid typid = get_atttype(relid, att);
+
+    if (get_typtype(typid) == TYPTYPE_DOMAIN)
+        domain_check(value, isnull, typid, cache, cache_cx);
 }

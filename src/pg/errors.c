@@ -10,12 +10,19 @@ int gcpg_sqlstate(gc_status st)
     case GC_ECANCELED: return ERRCODE_QUERY_CANCELED;
     case GC_EDEVICE: return ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
     case GC_EIO: return ERRCODE_UNDEFINED_FILE;
+    case GC_ENUMERIC: return ERRCODE_FLOATING_POINT_EXCEPTION;
     default: return ERRCODE_CONFIG_FILE_ERROR;
     }
 }
 
 int gcpg_status_hint(gc_status st)
 {
+    switch (st) {
     /* A device error is the one a user can fix by a setting: fall back to the CPU. */
-    return st == GC_EDEVICE ? errhint("Set gemmaclf.device = 'cpu'.") : 0;
+    case GC_EDEVICE: return errhint("Set gemmaclf.device = 'cpu'.");
+    case GC_ENUMERIC:
+        return errhint("The model's weights are broken (NaN or infinite values, or values that "
+                       "overflow): replace the model gemmaclf.model_path names.");
+    default: return 0;
+    }
 }

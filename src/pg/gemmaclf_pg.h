@@ -75,11 +75,13 @@ gc_status gcpg_run_interruptible(gc_status (*call)(void *arg), void *arg);
 
 /* ---- errors.c ---- */
 int gcpg_sqlstate(gc_status st);
-/* errhint for a core status inside ereport(): the device hint for GC_EDEVICE, else none. */
+/* errhint for a core status inside ereport(): what to change for GC_EDEVICE and GC_ENUMERIC,
+ * else none. */
 int gcpg_status_hint(gc_status st);
 
 /* ---- classify.c ---- */
-/* Classifies n UTF-8 texts with m; probs [n][n_labels], labels [n]. ERROR on core errors. */
+/* Classifies n UTF-8 texts with m; probs [n][n_labels], labels [n]. ERROR on core errors and
+ * on non-finite scores. */
 void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t *lens,
                    float *probs, int *labels);
 /* Classifies one text with the current model: its label as text, and its jsonb scores in
@@ -108,5 +110,12 @@ typedef enum gcpg_column_kind {
  * carry usage_hint (if not NULL) when the column does not exist. */
 AttrNumber gcpg_column(Oid relid, const char *name, gcpg_column_kind kind, const char *caller,
                        const char *usage_hint);
+/* ERROR (naming `caller`) unless every label of the current model fits the label column att:
+ * its varchar(n), or its domain's. Checked before classifying, so nothing is stored first. */
+void gcpg_check_label_width(Oid relid, AttrNumber att, const char *caller);
+/* ERROR unless value (or NULL) meets the constraints of column att's domain (none: no check).
+ * *cache (NULL at first) keeps the constraints between calls, in cache_cx. */
+void gcpg_domain_check(Oid relid, AttrNumber att, Datum value, bool isnull, void **cache,
+                       MemoryContext cache_cx);
 
 #endif

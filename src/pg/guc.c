@@ -1,5 +1,8 @@
-/* The gemmaclf.* settings. model_path is superuser-only because the server reads the files it
- * names; the others only change speed or how much of a comment is read. */
+/* The gemmaclf.* settings. classify_hate is IMMUTABLE: a CHECK constraint, an expression index and
+ * a stored label all assume that a text always gets the same label and scores. So every setting
+ * that can change a label or a score is superuser-only (PGC_SUSET): model_path (also because the
+ * server reads the files it names) and max_input_tokens (how much of a comment is read). Those
+ * that only change speed (device, threads, batch_size) are for everyone. */
 #include "gemmaclf_pg.h"
 
 #include "utils/guc.h"
@@ -28,13 +31,15 @@ void gcpg_guc_init(void)
                              &gemmaclf_device, GC_DEVICE_AUTO, device_options, PGC_USERSET, 0,
                              NULL, NULL, NULL);
     DefineCustomIntVariable("gemmaclf.threads", "BLAS threads per backend (0: OpenBLAS default).",
-                            "Parallel workers always use one thread.", &gemmaclf_threads, 1, 0,
+                            "At most the cores the backend may run on (larger values are capped); "
+                            "parallel workers always use one thread.", &gemmaclf_threads, 1, 0,
                             256, PGC_USERSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("gemmaclf.max_input_tokens",
                             "Comment tokens kept per text; longer comments keep their first ones.",
-                            "At most 8192, and never more than the model's context allows.",
+                            "Superuser only: it can change a label. At most 8192, and never more "
+                            "than the model's context allows.",
                             &gemmaclf_max_input_tokens, GC_DEFAULT_MAX_INPUT_TOKENS, 1,
-                            8192, PGC_USERSET, 0, NULL, NULL, NULL);
+                            8192, PGC_SUSET, 0, NULL, NULL, NULL);
     DefineCustomIntVariable("gemmaclf.batch_size", "Texts per forward pass in batched calls.",
                             NULL, &gemmaclf_batch_size, GC_DEFAULT_BATCH_SIZE, 1, 4096,
                             PGC_USERSET, 0, NULL, NULL, NULL);

@@ -1,5 +1,6 @@
 /* Where the model is: gemmaclf.model_path names a directory, or, when empty, the model installed
- * with the extension. Checked here so a wrong setting gets a reason, not a core parse error. */
+ * with the extension. Checked here so a wrong setting gets a reason, not a core parse error.
+ * A path longer than MAXPGPATH - 1 bytes is refused, never shortened. */
 #include "gemmaclf_pg.h"
 
 #include <sys/stat.h>
@@ -29,7 +30,13 @@ bool gcpg_model_dir(const char *setting, char *out, size_t cap, const char **why
         *why = "no model is installed with the extension and gemmaclf.model_path is empty";
         return false;
     }
-    snprintf(out, cap, "%s", setting);
+    /* Never cut: a cut path names another directory (a parent, or another model). */
+    if (strlen(setting) >= cap) {
+        *why = psprintf("the path is %zu bytes long, more than the %zu bytes a path may have",
+                        strlen(setting), cap - 1);
+        return false;
+    }
+    strlcpy(out, setting, cap);
     if (!is_absolute_path(out)) {
         *why = "gemmaclf.model_path must be an absolute path";
         return false;

@@ -21,9 +21,10 @@ Datum gemmaclf_model_info(PG_FUNCTION_ARGS)
     char *copy;
     gc_model_info_runtime rt = {0};
 
+    /* the session first: starting it for the current settings sets the threads described */
+    rt.device = gc_ctx_device(gc_session_ctx(gcpg_session(m)));
     gcpg_model_describe(m, &ms);
     rt.model_path = ms.dir;
-    rt.device = gc_ctx_device(gc_session_ctx(gcpg_session(m)));
     rt.threads = ms.threads;
     rt.preloaded = ms.preloaded;
     rt.max_input_tokens = gemmaclf_max_input_tokens;

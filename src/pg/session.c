@@ -10,8 +10,11 @@
 #include "gemmaclf_pg.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include "access/parallel.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
@@ -78,6 +81,16 @@ static const char *weight_cache_dir(char *buf, size_t cap)
     return NULL;
 }
 
+/* The setting as messages show it: a path too long to use is shown by its start only. */
+static const char *setting_shown(const char *setting)
+{
+    size_t len = strlen(setting);
+
+    if (len < MAXPGPATH)
+        return setting;
+    return psprintf("%.*s...", pg_mbcliplen(setting, (int)Min(len, MAXPGPATH), 64), setting);
+}
+
 /* Loads the model for the current setting as `current`; at elevel < ERROR failures are only
  * logged. The old model is retired first, so two models are not resident at once. */
 static bool load_current(int elevel)
@@ -92,7 +105,8 @@ static bool load_current(int elevel)
 
     if (!gcpg_model_dir(setting, dir, sizeof dir, &why)) {
         ereport(elevel, (errcode(ERRCODE_UNDEFINED_FILE),
-                         errmsg("could not load the gemmaclf model from \"%s\": %s", setting, why),
+                         errmsg("could not load the gemmaclf model from \"%s\": %s",
+                                setting_shown(setting), why),
                          errhint(MODEL_HINT)));
         return false;
     }
@@ -172,38 +186,67 @@ static int wanted_device(void)
     return gemmaclf_device;
 }
 
-static gc_status new_session(loaded_model *lm, int threads, int device, gc_err *e)
+typedef struct session_call {
+    loaded_model *lm;
+    int threads, device;
+    gc_err err;
+} session_call;
+
+/* Starting a session computes the prompt head, which stops on interrupts like classifying does:
+ * it runs under gcpg_run_interruptible too (see interrupts.c). */
+static gc_status new_session(void *arg)
 {
-    gc_session_opts o = {.ctx = {.threads = threads, .device = (gc_device)device,
+    session_call *a = arg;
+    loaded_model *lm = a->lm;
+    gc_session_opts o = {.ctx = {.threads = a->threads, .device = (gc_device)a->device,
                                  .interrupt = gcpg_interrupt_pending},
                          .batch_size = gemmaclf_batch_size,
                          .max_input_tokens = gemmaclf_max_input_tokens};
-    gc_status st = gc_session_new(lm->clf, &o, &lm->sess, e);
+    gc_status st = gc_session_new(lm->clf, &o, &lm->sess, &a->err);
 
     if (st == GC_OK) {
-        lm->sess_threads = threads;
-        lm->sess_device = device;
+        lm->sess_threads = a->threads;
+        lm->sess_device = a->device;
     }
     return st;
 }
 
+/* The cores this process may run on (its CPU affinity, as OpenBLAS counts them). */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    long n;
+
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* BLAS threads for this backend: gemmaclf.threads, at most the usable cores (more threads than
+ * cores only contend); 0 keeps OpenBLAS' default (all cores). Parallel workers run beside their
+ * leader: one thread each, not a pool each. */
+static int wanted_threads(void)
+{
+    if (IsParallelWorker())
+        return 1;
+    return Min(gemmaclf_threads, usable_cores());
+}
+
 gc_session *gcpg_session(gcpg_model *m)
 {
+    session_call a = {.lm = m->lm, .threads = wanted_threads(), .device = wanted_device()};
     loaded_model *lm = m->lm;
-    /* Parallel workers run beside their leader: one BLAS thread each, not a pool each. */
-    int threads = IsParallelWorker() ? 1 : gemmaclf_threads;
-    int device = wanted_device();
-    gc_err e = {0};
     gc_status st;
 
     Assert(lm);
-    if (lm->sess && (lm->sess_threads != threads || lm->sess_device != device))
+    if (lm->sess && (lm->sess_threads != a.threads || lm->sess_device != a.device))
         drop_session(lm);
     if (!lm->sess) {
-        st = new_session(lm, threads, device, &e);
+        st = gcpg_run_interruptible(new_session, &a);
         if (st != GC_OK)
             ereport(ERROR, (errcode(gcpg_sqlstate(st)),
-                            errmsg("could not start a gemmaclf session: %s", e.msg),
+                            errmsg("could not start a gemmaclf session: %s", a.err.msg),
                             gcpg_status_hint(st)));
     }
     gc_session_set_limits(lm->sess, gemmaclf_batch_size, gemmaclf_max_input_tokens);
@@ -212,7 +255,7 @@ gc_session *gcpg_session(gcpg_model *m)
 
 void gcpg_session_preload(void)
 {
-    gc_err e = {0};
+    session_call a = {.threads = 1, .device = GC_DEVICE_CPU};
 
     /* Only in the postmaster: model and tokenizer (CPU objects only, no CUDA) are loaded before
      * fork so every backend shares the pages. A failure must not stop the server: log it, and
@@ -224,6 +267,7 @@ void gcpg_session_preload(void)
                          gc_classifier_load_ms(current->clf))));
     /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA): a backend
      * whose settings match starts classifying without computing it. */
-    if (new_session(current, 1, GC_DEVICE_CPU, &e) != GC_OK)
-        ereport(LOG, (errmsg("gemmaclf: no preloaded session: %s", e.msg)));
+    a.lm = current;
+    if (new_session(&a) != GC_OK)
+        ereport(LOG, (errmsg("gemmaclf: no preloaded session: %s", a.err.msg)));
 }

@@ -6,7 +6,6 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
 
@@ -20,23 +19,26 @@ typedef struct flag_columns {
     int src, lab, sco;
 } flag_columns;
 
-/* The trigger writes the label datum as is, so a varchar(n) label column must fit every label
- * (the procedure's UPDATE casts, and fails by itself). */
-static void check_label_width(const char *name, int width)
+/* The constraints of the label and scores columns' domains, kept across rows (fn_extra). */
+typedef struct domain_cache {
+    void *lab, *sco;
+} domain_cache;
+
+/* The row stores the datums as they are: the executor checks no domain of a value a BEFORE
+ * trigger puts in its row, so we do (NOT NULL and CHECK constraints of the label's and the
+ * scores' domains; a domain's length limit is checked with the label width). */
+static void check_domains(FunctionCallInfo fcinfo, const flag_columns *fc, const Datum *vals,
+                          const bool *nulls)
 {
-    gcpg_model *m = gcpg_acquire();
-    const gc_classifier *c = gcpg_classifier(m);
+    Oid relid = RelationGetRelid(((TriggerData *)fcinfo->context)->tg_relation);
+    domain_cache *dc = fcinfo->flinfo->fn_extra;
 
-    for (int l = 0; l < gc_classifier_n_labels(c); l++) {
-        text *t = gcpg_label_text(gc_classifier_label(c, l));
-
-        if (pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > width)
-            ereport(ERROR, (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-                            errmsg(CALLER ": label column \"%s\" is varchar(%d), too "
-                                   "short for the label \"%s\"", name, width,
-                                   gc_classifier_label(c, l))));
-    }
-    gcpg_release(m);
+    if (!dc)
+        dc = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+                                                               sizeof *dc);
+    gcpg_domain_check(relid, fc->lab, vals[0], nulls[0], &dc->lab, fcinfo->flinfo->fn_mcxt);
+    if (fc->sco)
+        gcpg_domain_check(relid, fc->sco, vals[1], nulls[1], &dc->sco, fcinfo->flinfo->fn_mcxt);
 }
 
 static void check_event(FunctionCallInfo fcinfo)
@@ -64,7 +66,6 @@ static flag_columns trigger_columns(const TriggerData *td)
     int nargs = td->tg_trigger->tgnargs;
     char **args = td->tg_trigger->tgargs;
     flag_columns fc = {0, 0, 0};
-    int32 typmod;
 
     if (nargs < 2 || nargs > 3)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -72,9 +73,7 @@ static flag_columns trigger_columns(const TriggerData *td)
                         errhint(USAGE_HINT)));
     fc.src = gcpg_column(relid, args[0], GCPG_COLUMN_TEXT, CALLER, USAGE_HINT);
     fc.lab = gcpg_column(relid, args[1], GCPG_COLUMN_LABEL, CALLER, USAGE_HINT);
-    typmod = TupleDescAttr(RelationGetDescr(rel), fc.lab - 1)->atttypmod;
-    if (typmod >= 0)
-        check_label_width(args[1], typmod - VARHDRSZ);
+    gcpg_check_label_width(relid, fc.lab, CALLER);
     if (nargs == 3)
         fc.sco = gcpg_column(relid, args[2], GCPG_COLUMN_SCORES, CALLER, USAGE_HINT);
     if (fc.src == fc.lab || (fc.sco && (fc.sco == fc.src || fc.sco == fc.lab)))
@@ -103,7 +102,7 @@ Datum gemmaclf_flag_hate(PG_FUNCTION_ARGS)
     flag_columns fc;
     HeapTuple tuple;
     int cols[2];
-    Datum vals[2], text_val;
+    Datum vals[2] = {0, 0}, text_val;
     bool nulls[2] = {true, true}, isnull, is_update;
 
     check_event(fcinfo);
@@ -121,6 +120,7 @@ Datum gemmaclf_flag_hate(PG_FUNCTION_ARGS)
         nulls[0] = false;
         nulls[1] = fc.sco == 0;
     }
+    check_domains(fcinfo, &fc, vals, nulls);
     cols[0] = fc.lab;
     cols[1] = fc.sco;
     return PointerGetDatum(heap_modify_tuple_by_cols(tuple, RelationGetDescr(td->tg_relation),

@@ -52,6 +52,7 @@ const char *gc_status_name(gc_status s)
     case GC_ENOMEM: return "out of memory";
     case GC_ECANCELED: return "canceled";
     case GC_EDEVICE: return "device error";
+    case GC_ENUMERIC: return "non-finite score";
     }
     return "unknown";
 }

@@ -14,7 +14,8 @@ typedef enum gc_status {
     GC_EIO,          /* file system error */
     GC_ENOMEM,       /* allocation failed */
     GC_ECANCELED,    /* the interrupt callback asked to stop */
-    GC_EDEVICE       /* accelerator missing or failed */
+    GC_EDEVICE,      /* accelerator missing or failed */
+    GC_ENUMERIC      /* the model produced a non-finite score (NaN/Inf): broken weights */
 } gc_status;
 
 typedef struct gc_err {
