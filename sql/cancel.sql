@@ -7,6 +7,11 @@
 \getenv shared GC_SHARED
 \set ref :shared/reference/hf-trained-classifier
 \getenv pgpassword PGPASSWORD
+-- pg_virtualenv sets a password; a trust-authenticated cluster (the PG 18 runs) has none
+\if :{?pgpassword}
+\else
+\set pgpassword ''
+\endif
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS gemmaclf;
 CREATE EXTENSION IF NOT EXISTS dblink;
@@ -50,8 +55,9 @@ BEGIN
 END $$;
 
 SELECT dblink_connect('worker', format('host=%s port=%s dbname=%s user=%s password=%s',
-    split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
-    current_database(), current_user, :'pgpassword')) AS connected;
+    quote_literal(split_part(current_setting('unix_socket_directories'), ',', 1)),
+    current_setting('port'), current_database(), current_user,
+    quote_literal(:'pgpassword'))) AS connected;
 SELECT * FROM dblink('worker', format('SET gemmaclf.model_path = %L', :'ref')) AS t(x text);
 -- the worker runs the functions above as its own
 SELECT * FROM dblink('worker', 'SELECT classify_hate(''warm up'') IS NOT NULL') AS t(loaded boolean);
