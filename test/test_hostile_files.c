@@ -197,6 +197,13 @@ static void test_cache_identity(const char *cache)
     CHECK(count_entries(cache, "gemmaclf-") == 1, "the second load maps the same cache file");
     if (c1 && c2)
         CHECK(first_weight(c1) == first_weight(c2), "same weights");
+    /* temporary files: one abandoned by a killed writer (untouched for 2 hours), one in use */
+    char old_tmp[PATH_MAX + 64], live_tmp[PATH_MAX + 64];
+    snprintf(old_tmp, sizeof old_tmp, "%s", in(cache, ".gemmaclf-tmp-killed"));
+    snprintf(live_tmp, sizeof live_tmp, "%s", in(cache, ".gemmaclf-tmp-live"));
+    CHECK(gct_write_text(old_tmp, "x") && gct_write_text(live_tmp, "x"), "temporary files");
+    struct timespec two_h[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+    CHECK(utimensat(AT_FDCWD, old_tmp, two_h, 0) == 0, "age the abandoned file");
     /* new bytes, same size, same mtime: the ctime still differs */
     const char *st = in(dir, "model.safetensors");
     CHECK(poke_weight(st, "model.norm.weight", 42.0f), "poke");
@@ -210,6 +217,9 @@ static void test_cache_identity(const char *cache)
         CHECK(first_weight(c1) != 42.0f, "the old model keeps its own copy");
     CHECK(count_entries(cache, "gemmaclf-") == 1, "the stale copy is removed (%d files)",
           count_entries(cache, "gemmaclf-"));
+    CHECK(access(old_tmp, F_OK) != 0 && access(live_tmp, F_OK) == 0,
+          "the abandoned temporary file is removed, the live one kept");
+    unlink(live_tmp);
     gc_classifier_free(c1);
     gc_classifier_free(c2);
     gc_classifier_free(c3);

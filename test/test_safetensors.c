@@ -181,9 +181,10 @@ int main(void)
     expect_bad("invalid JSON", strlen("{\"x\":{\"dtype\""), "{\"x\":{\"dtype\"", 0, "JSON");
     expect_bad("header not an object", 5, "[1,2]", 0, NULL);
     expect_bad("offsets outside the file", strlen(tens), tens, 4, "'x'");
-    expect_bad("wrong dtype string", 62,
+    /* (58-byte headers: the JSON and 4 bytes of space padding) */
+    expect_bad("wrong dtype string", 58,
                "{\"x\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}    ", 8, "F33");
-    expect_bad("shape/span mismatch", 62,
+    expect_bad("shape/span mismatch", 58,
                "{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}    ", 16, "'x'");
     const char *ovl = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                       "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
@@ -195,6 +196,7 @@ int main(void)
     const char *big = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
                       "\"data_offsets\":[0,8]}}";
     expect_bad("shape overflow", strlen(big), big, 8, "'x'");
+    expect_bad("bytes after the header's JSON", strlen(tens) + 2, tens, 8, "after its JSON");
     const char *meta = "{\"__metadata__\":3}";
     expect_bad("metadata not an object", strlen(meta), meta, 0, "__metadata__");
     /* truncated: fewer than 8 bytes, and a good file cut inside its data */

@@ -14,6 +14,7 @@
  *                   (one-shot tools: a truncated file faults only that process); BF16/F16 and
  *                   misaligned F32 ones are converted into one malloc'd block.
  *   neither         every tensor is read into one malloc'd block (private to the process). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,7 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/file_id.h"
@@ -356,18 +357,30 @@ static gc_status map_cache(gc_model *m, const char *path, uint64_t key, size_t t
     return GC_OK;
 }
 
+/* A temporary file nobody wrote to for this long belongs to a writer that was killed. */
+#define CACHE_TMP_ABANDONED_S 3600
+
 /* Removes the cache files made for older states of the same model directory (a process that
- * still maps one keeps its pages: unlinking never truncates). */
+ * still maps one keeps its pages: unlinking never truncates), and abandoned temporary files. */
 static void remove_stale(const char *cache_dir, const char *keep, const char *src_dir)
 {
     DIR *d = opendir(cache_dir);
     struct dirent *de;
     char path[PATH_MAX], head[CACHE_HEADER];
     size_t dl = strlen(src_dir);
+    time_t now = time(NULL);
     if (!d)
         return;
     while ((de = readdir(d))) {
         size_t nl = strlen(de->d_name);
+        struct stat lsb;
+        if (!strncmp(de->d_name, CACHE_TMP_PREFIX, strlen(CACHE_TMP_PREFIX)) &&
+            snprintf(path, sizeof path, "%s/%s", cache_dir, de->d_name) < (int)sizeof path &&
+            lstat(path, &lsb) == 0 && S_ISREG(lsb.st_mode) &&
+            lsb.st_mtime < now - CACHE_TMP_ABANDONED_S) {
+            unlink(path);
+            continue;
+        }
         if (strncmp(de->d_name, "gemmaclf-", 9) || nl < 13 || strcmp(de->d_name + nl - 4, ".f32") ||
             !strcmp(de->d_name, keep) ||
             snprintf(path, sizeof path, "%s/%s", cache_dir, de->d_name) >= (int)sizeof path)

@@ -153,9 +153,16 @@ static gc_status parse_entry(const cJSON *j, gc_st_tensor *t, span *sp, uint64_t
 static gc_status parse_header(gc_st_file *f, const char *text, size_t hlen, uint64_t data_size,
                               gc_err *e)
 {
-    cJSON *root = cJSON_ParseWithLength(text, hlen);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, hlen, &end, 0);
     if (!root)
         return gc_fail(e, GC_EFORMAT, "header is not valid JSON");
+    /* The format allows trailing spaces (padding), nothing else, as the reference reader. */
+    for (; end && end < text + hlen; end++)
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(root);
+            return gc_fail(e, GC_EFORMAT, "header has bytes after its JSON object");
+        }
     gc_status st = GC_OK;
     span *spans = NULL;
     if (!cJSON_IsObject(root)) {
@@ -487,7 +494,9 @@ gc_status gc_st_set_open(const char *dir, int map, gc_st_set **out, gc_err *e)
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     gc_status st;
-    if (access(path, F_OK) == 0) {
+    /* Only an absent index means one file; an index that is there but cannot be reached (a
+     * symbolic link loop, no permission) is an error, not a reason to load something else. */
+    if (access(path, F_OK) == 0 || errno != ENOENT) {
         st = open_index(s, dir, path, map, e);
     } else {
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
