@@ -429,6 +429,14 @@ static void test_non_finite(void)
         CHECK(st == GC_ENUMERIC && strstr(e.msg, "non-finite"), "%s weights: %s (%s)",
               k ? "Inf" : "NaN", gc_status_name(st), e.msg);
         gc_classifier_free(c);
+        /* the command line says so by its exit status: 3, not the 1 of bad input */
+        const char *bin = getenv("GC_BIN");
+        char cmd[2 * PATH_MAX];
+        snprintf(cmd, sizeof cmd, "echo '\"Sali\"' | %s classify %s >/dev/null 2>&1", bin ? bin : "false",
+                 dir);
+        int rc = system(cmd);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 3, "CLI on %s weights: exit %d (want 3)",
+              k ? "Inf" : "NaN", WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
         gct_rmdir(dir);
     }
 }
