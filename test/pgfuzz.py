@@ -452,13 +452,15 @@ def text_cases(m):
 
 def psql(db, script, timeout):
     """Runs script in one psql session; returns (exit code, or None when no new case started
-    for `timeout` seconds, output bytes)."""
+    for `timeout` seconds; stdout bytes; stderr bytes). The two streams go to two files: each
+    is in order, whatever either's buffering (a shared file would interleave them)."""
     env = dict(os.environ, PGOPTIONS="-c statement_timeout=30s -c client_min_messages=warning")
-    cmd = ["stdbuf", "-oL", "psql", "-X", "-At", "-v", "ON_ERROR_STOP=0", "-d", db]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as inp:
+    cmd = ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=0", "-d", db]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryFile() as inp:
         inp.write(script.encode())
         inp.seek(0)
-        p = subprocess.Popen(cmd, stdin=inp, stdout=out, stderr=subprocess.STDOUT, env=env)
+        p = subprocess.Popen(cmd, stdin=inp, stdout=out, stderr=err, env=env)
         markers, since, rc = -1, time.time(), None
         while True:
             try:
@@ -466,8 +468,8 @@ def psql(db, script, timeout):
                 break
             except subprocess.TimeoutExpired:
                 pass
-            out.seek(0)
-            n = out.read().count(b"@@")
+            err.seek(0)  # stderr is unbuffered: its markers show progress at once
+            n = err.read().count(b"@@")
             if n != markers:
                 markers, since = n, time.time()
             elif time.time() - since > timeout:
@@ -476,7 +478,23 @@ def psql(db, script, timeout):
                 rc = None
                 break
         out.seek(0)
-        return rc, out.read()
+        err.seek(0)
+        return rc, out.read(), err.read()
+
+
+def segments(stream):
+    """{case number: [lines]} between the "@@case N" and "@@end N" markers of one stream."""
+    segs, cur = {}, None
+    for line in stream.split(b"\n"):
+        mk = re.match(rb"@@(case|end) (\d+)$", line)
+        if mk:
+            cur = int(mk.group(2)) if mk.group(1) == b"case" else None
+            if cur is not None:
+                segs[cur] = []
+            continue
+        if cur is not None:
+            segs[cur].append(line)
+    return segs
 
 
 def run_cases(cases):
@@ -487,37 +505,30 @@ def run_cases(cases):
         while j < len(cases) and cases[j].db == cases[i].db and not cases[j].fresh and \
                 not cases[i].fresh:
             j += 1
-        script = "".join(f"\\echo @@case {k}\n{cases[k].sql}\\echo @@end {k}\n" for k in range(i, j))
-        rc, out = psql(cases[i].db, script, CASE_TIMEOUT)
-        segs = {}
-        cur = None
-        for line in out.split(b"\n"):
-            mk = re.match(rb"@@(case|end) (\d+)$", line)
-            if mk:
-                cur = int(mk.group(2)) if mk.group(1) == b"case" else None
-                if cur is not None:
-                    segs[cur] = []
-                continue
-            if cur is not None:
-                segs[cur].append(line)
-        last = max(segs) if segs else i
+        script = "".join(f"\\echo @@case {k}\n\\warn @@case {k}\n{cases[k].sql}"
+                         f"\\echo @@end {k}\n\\warn @@end {k}\n" for k in range(i, j))
+        rc, out, err = psql(cases[i].db, script, CASE_TIMEOUT)
+        so, se = segments(out), segments(err)
+        text = lambda k: b"\n".join(so.get(k, []) + se.get(k, []))
+        ends = {int(x) for x in re.findall(rb"(?m)^@@end (\d+)$", err)}
+        started = [k for k in se if k not in ends]
         for k in range(i, j):
-            if k in segs and (k < last or rc == 0):
-                judge(cases[k], b"\n".join(segs[k]))
-        if rc != 0 and last < j:
-            c = cases[last]
-            text = b"\n".join(segs.get(last, []))
-            if rc is None:
-                c.outcome, c.why = "hang", f"no answer within {CASE_TIMEOUT} s"
-            elif b"connection to server was lost" in out or b"terminated abnormally" in out:
-                c.outcome, c.why = "crash", "the server closed the connection: " + tail(text)
-            else:
-                judge(c, text)
-            i = last + 1
-            if rc is None or c.outcome == "crash":
-                wait_for_server()
-        else:
+            if k in ends:
+                judge(cases[k], text(k))
+        if len(ends) == j - i:
             i = j
+            continue
+        # psql stopped early: the case it was in crashed the server or hung
+        k = started[0] if started else (max(ends) + 1 if ends else i)
+        c = cases[k]
+        if rc is None:
+            c.outcome, c.why = "hang", f"no answer within {CASE_TIMEOUT} s"
+        elif b"connection to server was lost" in err or b"terminated abnormally" in err:
+            c.outcome, c.why = "crash", "the server closed the connection: " + tail(text(k))
+        else:
+            c.outcome, c.why = "fail", f"psql stopped (exit {rc}): " + tail(err)
+        i = k + 1
+        wait_for_server()
 
 
 def tail(b):
@@ -562,7 +573,7 @@ def wait_for_server():
 
 
 def server_state():
-    rc, out = psql("postgres", "SELECT 'STATE ' || pg_postmaster_start_time() || ' ' || "
+    rc, out, _ = psql("postgres", "SELECT 'STATE ' || pg_postmaster_start_time() || ' ' || "
                    "coalesce((SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'), 0);\n"
                    "SELECT 'LOG ' || current_setting('data_directory') || ' ' || "
                    "coalesce(pg_current_logfile(), '');\n", 60)
@@ -612,8 +623,9 @@ def main():
                  "DROP DATABASE IF EXISTS gcfuzz_ascii;\n"
                  "CREATE DATABASE gcfuzz_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
                  "TEMPLATE template0;\n")
-        rc, out = psql("postgres", setup, 120)
-        rc2, out2 = psql("gcfuzz_ascii", "CREATE EXTENSION gemmaclf;\n", 60)
+        rc, out, err = psql("postgres", setup, 120)
+        rc2, out2, err2 = psql("gcfuzz_ascii", "CREATE EXTENSION gemmaclf;\n", 60)
+        out, out2 = out + err, out2 + err2
         if rc != 0 or rc2 != 0 or b"ERROR" in out + out2:
             print("pgfuzz: setup failed:", tail(out + out2))
             print("pgfuzz: 0 passed, 1 failed")
