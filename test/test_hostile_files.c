@@ -445,15 +445,14 @@ static void test_message_utf8(void)
 {
     char dir[PATH_MAX];
     CHECK(make_model(dir), "model copy");
-    /* a merge of raw invalid bytes, quoted by the error */
-    CHECK(replace_in_file(in(dir, "tokenizer.json"), "\"merges\": [",
-                          "\"merges\": [\"\xff\xfe\xc3 \xe2\x82\", "),
-          "edit tokenizer.json");
+    /* gemmaclf.json naming a label of raw invalid bytes, which the error quotes */
+    CHECK(gct_write_text(in(dir, "gemmaclf.json"), "{\"score_bias\": {\"H\xff\xfe\xc3te\": 1}}"),
+          "write gemmaclf.json");
     gc_classifier *c = NULL;
     gc_err e = {0};
     gc_status st = gc_classifier_open(dir, NULL, &c, &e);
     CHECK(st == GC_EFORMAT && gc_utf8_valid(e.msg, strlen(e.msg)) &&
-              strstr(e.msg, "\xef\xbf\xbd"),
+              strstr(e.msg, "H\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdte"),
           "message quoting invalid bytes must be valid UTF-8: %s (%s)", gc_status_name(st), e.msg);
     gc_classifier_free(c);
     gct_rmdir(dir);
