@@ -156,7 +156,7 @@ int main(int argc, char **argv)
 
     gc_err e = {0};
     gc_model *m = NULL;
-    if (gc_model_load(dir, NULL, &m, &e)) {
+    if (gc_model_load(dir, &(gc_model_opts){.map_files = 1}, &m, &e)) {
         fprintf(stderr, "bench_forward: %s\n", e.msg);
         return 1;
     }

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     gc_err e = {0};
     gc_model *m = NULL;
     double t0 = now();
-    if (gc_model_load(argv[1], NULL, &m, &e)) {
+    if (gc_model_load(argv[1], &(gc_model_opts){.map_files = 1}, &m, &e)) {
         fprintf(stderr, "bench_prefill: %s\n", e.msg);
         return 1;
     }

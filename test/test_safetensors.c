@@ -32,6 +32,57 @@ static void expect_bad(const char *what, uint64_t hlen, const char *hdr, size_t 
     gc_st_close(f);
 }
 
+/* Unmapped (the server's way): reads come from read(), so a file truncated or rewritten after
+ * it was opened is an error, never a SIGBUS. */
+static void test_unmapped(const float *a, size_t na)
+{
+    gct_wt w[] = {{"a", "F32", 1, {(int64_t)(na / sizeof *a)}, a, na}};
+    const char *p = tmp("unmapped.safetensors");
+    CHECK(gct_write_st(p, w, 1), "write unmapped");
+    gc_st_file *f = NULL;
+    gc_err e = {0};
+    CHECK(gc_st_open_unmapped(p, &f, &e) == GC_OK && f && !f->map && f->fd >= 0,
+          "open unmapped: %s", e.msg);
+    if (!f)
+        return;
+    const gc_st_tensor *t = gc_st_find(f, "a");
+    float got[16] = {0};
+    CHECK(t && !t->data && gc_st_read(f, t, 0, got, na, &e) == GC_OK && !memcmp(got, a, na),
+          "unmapped read: %s", e.msg);
+    CHECK(gc_st_check_unchanged(f, &e) == GC_OK, "unchanged: %s", e.msg);
+    /* in place, as `cp` over it would do: same inode, shorter */
+    CHECK(truncate(p, 20) == 0, "truncate");
+    gc_status st = t ? gc_st_read(f, t, 0, got, na, &e) : GC_OK;
+    CHECK(st == GC_EIO && strstr(e.msg, "changed on disk"), "read after truncation: %s (%s)",
+          gc_status_name(st), e.msg);
+    CHECK(gc_st_check_unchanged(f, &e) == GC_EIO && strstr(e.msg, "changed on disk"),
+          "truncation noticed: %s", e.msg);
+    gc_st_detach(f);
+    CHECK(t && gc_st_read(f, t, 0, got, na, &e) == GC_EINVAL, "read after detach: %s", e.msg);
+    gc_st_close(f);
+}
+
+/* A FIFO (open would wait for a writer), a character device (never ends) and a directory are
+ * refused at once, by both ways of opening. */
+static void test_not_regular(void)
+{
+    const char *fifo = tmp("fifo.safetensors"), *zero = tmp("zero.safetensors");
+    CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+    CHECK(symlink("/dev/zero", zero) == 0, "symlink");
+    const char *paths[] = {fifo, zero, dir};
+    for (int i = 0; i < 3; i++)
+        for (int map = 0; map < 2; map++) {
+            gc_st_file *f = NULL;
+            gc_err e = {0};
+            gc_status st = map ? gc_st_open(paths[i], &f, &e) : gc_st_open_unmapped(paths[i], &f, &e);
+            CHECK(st == GC_EIO && !f && strstr(e.msg, "not a regular file"),
+                  "%s (map %d): %s (%s)", paths[i], map, gc_status_name(st), e.msg);
+            gc_st_close(f);
+        }
+    unlink(fifo);
+    unlink(zero);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/gctest-XXXXXX");
@@ -130,9 +181,10 @@ int main(void)
     expect_bad("invalid JSON", strlen("{\"x\":{\"dtype\""), "{\"x\":{\"dtype\"", 0, "JSON");
     expect_bad("header not an object", 5, "[1,2]", 0, NULL);
     expect_bad("offsets outside the file", strlen(tens), tens, 4, "'x'");
-    expect_bad("wrong dtype string", 62,
+    /* (58-byte headers: the JSON and 4 bytes of space padding) */
+    expect_bad("wrong dtype string", 58,
                "{\"x\":{\"dtype\":\"F33\",\"shape\":[2],\"data_offsets\":[0,8]}}    ", 8, "F33");
-    expect_bad("shape/span mismatch", 62,
+    expect_bad("shape/span mismatch", 58,
                "{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}    ", 16, "'x'");
     const char *ovl = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                       "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
@@ -144,6 +196,7 @@ int main(void)
     const char *big = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],"
                       "\"data_offsets\":[0,8]}}";
     expect_bad("shape overflow", strlen(big), big, 8, "'x'");
+    expect_bad("bytes after the header's JSON", strlen(tens) + 2, tens, 8, "after its JSON");
     const char *meta = "{\"__metadata__\":3}";
     expect_bad("metadata not an object", strlen(meta), meta, 0, "__metadata__");
     /* truncated: fewer than 8 bytes, and a good file cut inside its data */
@@ -164,7 +217,7 @@ int main(void)
                          "\"ids\":\"model-00002-of-00002.safetensors\"}}"),
           "index");
     gc_st_set *set = NULL;
-    CHECK(gc_st_set_open(dir, &set, &e) == GC_OK, "sharded: %s", e.msg);
+    CHECK(gc_st_set_open(dir, 1, &set, &e) == GC_OK, "sharded: %s", e.msg);
     if (set) {
         const gc_st_file *in = NULL;
         CHECK(set->n_files == 2, "two shards");
@@ -175,12 +228,14 @@ int main(void)
     CHECK(gct_write_text(tmp("model.safetensors.index.json"),
                          "{\"weight_map\":{\"zz\":\"model-00001-of-00002.safetensors\"}}"),
           "index 2");
-    CHECK(gc_st_set_open(dir, &set, &e) == GC_EFORMAT && strstr(e.msg, "zz"),
+    CHECK(gc_st_set_open(dir, 1, &set, &e) == GC_EFORMAT && strstr(e.msg, "zz"),
           "index naming a missing tensor: %s", e.msg);
     CHECK(gct_write_text(tmp("model.safetensors.index.json"), "{\"weight_map\":{\"a\":\"../x\"}}"),
           "index 3");
-    CHECK(gc_st_set_open(dir, &set, &e) == GC_EFORMAT, "index escaping the dir: %s", e.msg);
+    CHECK(gc_st_set_open(dir, 1, &set, &e) == GC_EFORMAT, "index escaping the dir: %s", e.msg);
 
+    test_unmapped(a, sizeof a);
+    test_not_regular();
     gct_rmdir(dir);
     return gct_finish("test_safetensors");
 }

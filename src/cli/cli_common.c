@@ -41,6 +41,8 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_o
             rc = parse_int(a, v, 0, &o->threads), i++;
         else if (!strcmp(a, "--max-input-tokens"))
             rc = parse_int(a, v, 1, &o->max_input_tokens), i++;
+        else if (!strcmp(a, "--cache-dir") && v)
+            o->cache_dir = v, i++;
         else if (allow_max_new && !strcmp(a, "--max-new"))
             rc = parse_int(a, v, 1, &o->max_new), i++;
         else if (!strcmp(a, "--device")) {
@@ -106,7 +108,7 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
                         "(set GEMMACLF_MODEL or pass MODEL_DIR)\n");
         return 1;
     }
-    gc_classifier_opts co = {0};
+    gc_classifier_opts co = {.cache_dir = o->cache_dir, .map_files = !o->cache_dir};
     if (gc_classifier_open(dir, &co, c, &e)) {
         fprintf(stderr, "gemmaclf: %s: %s\n", dir, e.msg);
         return 1;

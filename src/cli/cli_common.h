@@ -9,15 +9,20 @@
 
 typedef struct cli_opts {
     const char *model_dir; /* NULL = the bundled default */
+    const char *cache_dir; /* --cache-dir: weights copied there as F32 (see gc_model_opts) */
     int batch, threads, max_input_tokens, max_new;
     gc_device device;
 } cli_opts;
 
 /* Parses [MODEL_DIR] --batch N --threads N --device auto|cpu|cuda --max-input-tokens N
- * (--max-new N when allow_max_new). Returns 0, or 2 after printing the problem. */
+ * --cache-dir DIR (--max-new N when allow_max_new). Returns 0, or 2 after printing the
+ * problem. */
 int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_opts *o);
 
-/* Opens the classifier and a session per the options; prints the error and returns 1 on failure. */
+/* Opens the classifier and a session per the options; prints the error and returns 1 on failure.
+ * Without --cache-dir the model files are mapped (F32 used in place): a one-shot process, so a
+ * file truncated meanwhile can fault only this process; with it, they are read into the shared
+ * F32 copy in DIR and never mapped, as the server does. */
 int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s);
 
 /* cli_parse, then cli_open: 0 with *c and *s open, else the exit code (2: usage, 1: open). */

@@ -33,7 +33,8 @@ static void print_error(const char *msg)
 }
 
 /* Classifies the pending texts (NULL entries are lines that did not parse) and prints in order.
- * Returns 0, 1 when some line was bad (an {"error"} line was printed), 2 when classification failed. */
+ * Returns 0, 1 when some line was bad (an {"error"} line was printed), 2 when classification
+ * failed, 3 when it failed because the model computes non-finite scores. */
 static int flush(gc_session *s, const gc_classifier *c, char **texts, const char **why, int n)
 {
     int L = gc_classifier_n_labels(c), rc = 0, m = 0;
@@ -49,9 +50,10 @@ static int flush(gc_session *s, const gc_classifier *c, char **texts, const char
     for (int i = 0; i < n; i++)
         if (texts[i])
             ok[m++] = texts[i];
-    if (gc_classify(s, m, ok, NULL, probs, labels, &e)) {
+    gc_status st = gc_classify(s, m, ok, NULL, probs, labels, &e);
+    if (st) {
         fprintf(stderr, "gemmaclf: %s\n", e.msg);
-        rc = 2;
+        rc = st == GC_ENUMERIC ? 3 : 2; /* 3: broken weights, not a bad input */
         goto done;
     }
     for (int i = 0, k = 0; i < n; i++) {
@@ -89,16 +91,18 @@ static int run(int argc, char **argv)
         texts[n] = cli_line_text(line, &why[n]);
         if (++n == o.batch) {
             int r = flush(s, c, texts, why, n);
-            fatal = r == 2;
-            rc |= r ? 1 : 0;
+            fatal = r >= 2;
+            rc = r == 3 ? 3 : rc | (r ? 1 : 0);
             for (int i = 0; i < n; i++)
                 free(texts[i]), texts[i] = NULL;
             n = 0;
             fflush(stdout);
         }
     }
-    if (n && !fatal)
-        rc |= flush(s, c, texts, why, n) ? 1 : 0;
+    if (n && !fatal) {
+        int r = flush(s, c, texts, why, n);
+        rc = r == 3 ? 3 : rc | (r ? 1 : 0);
+    }
     for (int i = 0; i < n; i++)
         free(texts[i]);
     free(texts);
@@ -110,7 +114,8 @@ static int run(int argc, char **argv)
 }
 
 const gc_command gc_cmd_classify = {
-    "classify", "[MODEL_DIR] [--batch N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--max-input-tokens N]",
+    "classify", "[MODEL_DIR] [--batch N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--max-input-tokens N] [--cache-dir DIR]",
     "read JSON lines (strings, or objects with \"text\"), print {\"label\", \"scores\"} per line "
-    "(default model: $GEMMACLF_MODEL or the bundled one)",
+    "(default model: $GEMMACLF_MODEL or the bundled one); exit status 1 on errors, 3 when the model "
+    "computes NaN/Inf scores (broken weights)",
     run};

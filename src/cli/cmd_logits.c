@@ -128,7 +128,7 @@ static int run(int argc, char **argv)
     }
     gc_err e = {0};
     gc_model *m = NULL;
-    gc_model_opts mo = {.cache_dir = cache};
+    gc_model_opts mo = {.cache_dir = cache, .map_files = 1};
     if (gc_model_load(dir, &mo, &m, &e)) {
         fprintf(stderr, "gemmaclf logits: %s\n", e.msg);
         return 1;

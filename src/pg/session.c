@@ -69,8 +69,10 @@ static void retire_current(void)
         free_model(lm);
 }
 
-/* BF16/F16 weights are converted to F32 once, into $PGDATA/gemmaclf_cache, and mapped from
- * there by every backend (without the directory: converted in each backend's memory). */
+/* Every model's weights are copied (F32) or converted (BF16/F16) once into
+ * $PGDATA/gemmaclf_cache and mapped from there by every backend; the user's files are never
+ * mapped, so changing them cannot fault a backend (without the directory: read into each
+ * backend's memory). */
 static const char *weight_cache_dir(char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/gemmaclf_cache", DataDir);
@@ -148,7 +150,11 @@ gcpg_model *gcpg_acquire(void)
     const char *setting = gemmaclf_model_path ? gemmaclf_model_path : "";
     gcpg_model *m;
 
-    if (current == NULL || strcmp(setting, current->setting) != 0)
+    /* A model directory changed on disk (a file replaced, rewritten, truncated) is loaded
+     * again: the weights in use are the server's own copy, so the old model stays valid for
+     * whoever still holds it. */
+    if (current == NULL || strcmp(setting, current->setting) != 0 ||
+        gc_classifier_files_changed(current->clf))
         load_current(ERROR);
     m = palloc(sizeof *m);
     m->lm = current;

@@ -1,11 +1,13 @@
 #include "classifier/classifier.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "classifier/prompt.h"
+#include "common/file_id.h"
 
 /* A forward pass gets at most this many tokens (one longer text still runs alone), and in
  * full-sequence scoring at most this many vocabulary-wide logit floats. */
@@ -24,6 +26,7 @@ struct gc_classifier {
     int32_t stop[16];
     int n_stop;
     double load_ms;
+    gc_file_watch files; /* tokenizer and label files (the model watches its own) */
 };
 
 struct gc_session {
@@ -86,8 +89,19 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
         free(c);
         return gc_fail(e, GC_ENOMEM, "out of memory");
     }
-    gc_model_opts mo = {.cache_dir = opts ? opts->cache_dir : NULL};
-    gc_status st = gc_model_load(model_dir, &mo, &c->model, e);
+    gc_model_opts mo = {.cache_dir = opts ? opts->cache_dir : NULL,
+                        .map_files = opts ? opts->map_files : 0};
+    /* Identities before reading, so that a change during the load shows afterwards. */
+    static const char *const watched[] = {"tokenizer.json", "tokenizer_config.json",
+                                          "gemmaclf.json"};
+    gc_status st = GC_OK;
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0] && !st; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", model_dir, watched[i]);
+        st = gc_file_watch_add(&c->files, path, NULL, e);
+    }
+    if (!st)
+        st = gc_model_load(model_dir, &mo, &c->model, e);
     if (!st)
         st = gc_tokenizer_load(model_dir, &c->tok, e);
     if (!st)
@@ -131,8 +145,14 @@ void gc_classifier_free(gc_classifier *c)
     gc_labels_config_free(&c->cfg);
     gc_tokenizer_free(c->tok);
     gc_model_free(c->model);
+    gc_file_watch_free(&c->files);
     free(c->dir);
     free(c);
+}
+
+int gc_classifier_files_changed(const gc_classifier *c)
+{
+    return gc_file_watch_changed(&c->files) || gc_model_files_changed(c->model);
 }
 
 int gc_classifier_n_labels(const gc_classifier *c) { return c->cfg.n_labels; }
@@ -415,6 +435,23 @@ static void to_probs(const gc_classifier *c, float *row, int *label)
         *label = best;
 }
 
+/* NaN/Inf scores come from broken weights (or an overflow they cause): no label can be read
+ * from them, and softmax would turn them into NaN probabilities. */
+static gc_status check_finite(const gc_classifier *c, int n, const float *scores, gc_err *e)
+{
+    for (int i = 0; i < n; i++)
+        for (int l = 0; l < c->cfg.n_labels; l++) {
+            float x = scores[(size_t)i * c->cfg.n_labels + l];
+            if (!isfinite(x))
+                return gc_fail(e, GC_ENUMERIC,
+                               "text %d: the model computed a non-finite score (%s) for label "
+                               "\"%s\"; its weights in %s are broken (NaN or Inf, or values "
+                               "that overflow)",
+                               i + 1, isnan(x) ? "NaN" : "Inf", c->cfg.labels[l], c->dir);
+        }
+    return GC_OK;
+}
+
 gc_status gc_classify(gc_session *s, int n, const char *const *texts, const size_t *lens,
                       float *probs, int *labels, gc_err *e)
 {
@@ -448,6 +485,8 @@ gc_status gc_classify(gc_session *s, int n, const char *const *texts, const size
         st = score_items(s, s->prefix, ids.v, with, nw, probs, e);
     if (!st && nwo)
         st = score_items(s, NULL, ids.v, without, nwo, probs, e);
+    if (!st)
+        st = check_finite(c, n, probs, e);
     if (!st)
         for (int i = 0; i < n; i++)
             to_probs(c, probs + (size_t)i * c->cfg.n_labels, labels ? labels + i : NULL);

@@ -34,7 +34,8 @@
 #define GC_DEFAULT_BATCH_SIZE 64
 
 typedef struct gc_classifier_opts {
-    const char *cache_dir; /* gc_model_opts.cache_dir (converted non-F32 weights); NULL = none */
+    const char *cache_dir; /* gc_model_opts.cache_dir: shared F32 copies; NULL = none */
+    int map_files;         /* gc_model_opts.map_files (without cache_dir) */
 } gc_classifier_opts;
 
 typedef struct gc_classifier gc_classifier;
@@ -42,6 +43,10 @@ typedef struct gc_classifier gc_classifier;
 gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *opts,
                              gc_classifier **out, gc_err *e);
 void gc_classifier_free(gc_classifier *c);
+/* 1 when any file the classifier was loaded from (config, weights, shard index, tokenizer,
+ * tokenizer config, label config) has changed on disk since, appeared or disappeared: a server
+ * then loads the directory again. Costs one stat() per file. */
+int gc_classifier_files_changed(const gc_classifier *c);
 
 int gc_classifier_n_labels(const gc_classifier *c);
 const char *gc_classifier_label(const gc_classifier *c, int i);
@@ -76,7 +81,9 @@ void gc_session_set_limits(gc_session *s, int batch_size, int max_input_tokens);
 gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids *out, gc_err *e);
 
 /* Classifies n texts (lens[i] bytes each; lens may be NULL for NUL-terminated texts).
- * probs: [n][n_labels] caller-owned; labels (optional): [n] arg-max label indices. */
+ * probs: [n][n_labels] caller-owned; labels (optional): [n] arg-max label indices.
+ * GC_ENUMERIC when the model computes a NaN or infinite score (broken weights): then no
+ * label is given for any text of the call. */
 gc_status gc_classify(gc_session *s, int n, const char *const *texts, const size_t *lens,
                       float *probs, int *labels, gc_err *e);
 

@@ -80,8 +80,10 @@ static gc_status parse_bias(const cJSON *obj, gc_labels_config *cfg, gc_err *e)
                 k = i;
         if (k < 0)
             return gc_fail(e, GC_EFORMAT, "\"score_bias\" names unknown label \"%s\"", it->string);
-        if (!cJSON_IsNumber(it))
-            return gc_fail(e, GC_EFORMAT, "\"score_bias\".\"%s\" must be a number", it->string);
+        /* 1e999 parses as Inf, which would make every probability NaN. */
+        if (!cJSON_IsNumber(it) || !isfinite((float)it->valuedouble))
+            return gc_fail(e, GC_EFORMAT, "\"score_bias\".\"%s\" must be a finite number",
+                           it->string);
         cfg->bias[k] = (float)it->valuedouble;
     }
     return GC_OK;

@@ -1,5 +1,7 @@
 #include "classifier/model_locate.h"
 
+#include "common/file_read.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +18,16 @@ static int has_config(const char *dir)
 
 static int from_default_file(const char *root, char *out, size_t cap)
 {
-    char p[4096], name[256];
+    char p[4096], *name;
+    size_t len;
     snprintf(p, sizeof p, "%s/DEFAULT", root);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return 0;
-    int ok = fgets(name, sizeof name, f) != NULL;
-    fclose(f);
-    if (!ok)
+    if (gc_read_file(p, 256, &name, &len, NULL) != GC_OK) /* a regular file of one line */
         return 0;
     name[strcspn(name, "\r\n")] = '\0';
-    if (!name[0] || strchr(name, '/'))
-        return 0;
-    return snprintf(out, cap, "%s/%s", root, name) < (int)cap && has_config(out);
+    int ok = name[0] && !strchr(name, '/') &&
+             snprintf(out, cap, "%s/%s", root, name) < (int)cap && has_config(out);
+    free(name);
+    return ok;
 }
 
 int gc_find_model_in(const char *root, char *out, size_t cap)

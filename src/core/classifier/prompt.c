@@ -141,15 +141,21 @@ gc_status gc_prompt_clip_text(const char **text, size_t *len, size_t max_bytes, 
     const char *s = *text;
     size_t n = *len;
     *owned = NULL;
-    if (!gc_utf8_valid(s, n)) {
-        if (!(*owned = gc_utf8_repair(s, n, &n)))
-            return gc_fail(e, GC_ENOMEM, "out of memory repairing a %zu-byte text", n);
-        s = *owned;
-    }
+    /* ASCII blanks are single valid characters, so dropping them before the repair is the same
+     * as after it. */
     while (n > 0 && is_ascii_space(*s))
         s++, n--;
-    if (n > max_bytes)
-        n = gc_utf8_cut(s, max_bytes);
+    /* Cut first, then repair only what is kept: a huge invalid text never gets a repaired copy
+     * of its whole length (up to 3 bytes per byte). The prefix taken is exactly what cutting
+     * the repaired whole at max_bytes would keep. */
+    size_t take = gc_utf8_repaired_prefix(s, n, max_bytes);
+    if (!gc_utf8_valid(s, take)) {
+        if (!(*owned = gc_utf8_repair(s, take, &n)))
+            return gc_fail(e, GC_ENOMEM, "out of memory repairing a %zu-byte text", take);
+        s = *owned;
+    } else {
+        n = take;
+    }
     *text = s;
     *len = n;
     return GC_OK;

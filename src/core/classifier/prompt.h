@@ -34,10 +34,11 @@ gc_status gc_prompt_frame_find(const gc_tokenizer *t, const char *prefix, gc_pro
                                gc_err *e);
 void gc_prompt_frame_free(gc_prompt_frame *f);
 
-/* The comment as the prompt may use it: invalid UTF-8 repaired (U+FFFD per bad byte; then
- * *owned holds the malloc'd copy, else NULL), leading ASCII blanks dropped (the template trims
- * them anyway, and they would eat the byte budget), and cut to at most max_bytes on a
- * character boundary. *text and *len are updated in place. */
+/* The comment as the prompt may use it: leading ASCII blanks dropped (the template trims them
+ * anyway, and they would eat the byte budget), cut to at most max_bytes on a character
+ * boundary, and invalid UTF-8 in what is kept repaired (U+FFFD per bad byte; then *owned holds
+ * the malloc'd copy, else NULL). The cut comes first, so the work and memory are bounded by
+ * max_bytes however long the text is. *text and *len are updated in place. */
 gc_status gc_prompt_clip_text(const char **text, size_t *len, size_t max_bytes, char **owned,
                               gc_err *e);
 

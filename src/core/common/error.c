@@ -1,5 +1,7 @@
 #include "common/error.h"
 
+#include "common/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +13,7 @@ gc_status gc_fail(gc_err *e, gc_status code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        gc_utf8_sanitize(e->msg, sizeof e->msg);
         e->code = code;
     }
     return code;
@@ -39,6 +42,7 @@ void gc_err_prefix(gc_err *e, const char *fmt, ...)
     memmove(e->msg + hl, e->msg, ol);
     memcpy(e->msg, head, hl);
     e->msg[hl + ol] = '\0';
+    gc_utf8_sanitize(e->msg, sizeof e->msg);
 }
 
 const char *gc_status_name(gc_status s)

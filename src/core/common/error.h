@@ -24,11 +24,14 @@ typedef struct gc_err {
 } gc_err;
 
 /* Sets e->code and formats e->msg; returns code so callers can `return gc_fail(...)`.
- * e may be NULL. */
+ * e may be NULL. Messages quote bytes of model files and texts; whatever they quote, e->msg is
+ * always valid UTF-8 (invalid bytes, also those of a character cut by the buffer's end, become
+ * U+FFFD as far as the buffer holds them), so a server can pass it on as an error DETAIL. */
 gc_status gc_fail(gc_err *e, gc_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Prepends "context: " to an existing message (e.g. the file name). */
+/* Prepends "context: " to an existing message (e.g. the file name); the result is valid UTF-8
+ * as for gc_fail. */
 void gc_err_prefix(gc_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 const char *gc_status_name(gc_status s);

@@ -57,6 +57,7 @@ gc_status gc_read_file(const char *path, size_t max_bytes, char **data, size_t *
     if (st != GC_OK) {
         free(buf);
         *len = 0;
+        errno = 0; /* it is there: never mistaken for a missing file (ENOENT) */
         return st;
     }
     buf[*len] = '\0';

@@ -12,7 +12,8 @@
 /* Reads the regular file at path (at most max_bytes) into a malloc'd buffer with a NUL after
  * the last byte: *data (owned by the caller) and *len. On failure *data is NULL and e names
  * the file; a missing file is GC_EIO with errno left at ENOENT, so callers can treat an
- * optional file's absence apart from other errors. */
+ * optional file's absence apart from other errors (errno is 0 after failures on a file that
+ * exists: not regular, too large, unreadable). */
 gc_status gc_read_file(const char *path, size_t max_bytes, char **data, size_t *len, gc_err *e);
 
 #endif

@@ -101,6 +101,42 @@ char *gc_utf8_repair(const char *s, size_t len, size_t *out_len)
     return out;
 }
 
+size_t gc_utf8_repaired_prefix(const char *s, size_t len, size_t max_out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        size_t k = seq_len(p + i, len - i), out = k ? k : 3; /* U+FFFD is 3 bytes */
+        if (o + out > max_out)
+            break;
+        o += out;
+        i += k ? k : 1;
+    }
+    return i;
+}
+
+void gc_utf8_sanitize(char *s, size_t cap)
+{
+    if (!cap)
+        return;
+    size_t n = strnlen(s, cap - 1);
+    if (gc_utf8_valid(s, n)) {
+        s[n] = '\0';
+        return;
+    }
+    size_t take = gc_utf8_repaired_prefix(s, n, cap - 1), m;
+    char *r = gc_utf8_repair(s, take, &m);
+    if (r) {
+        memcpy(s, r, m + 1);
+        free(r);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) /* out of memory: ASCII is valid UTF-8 */
+        if ((unsigned char)s[i] >= 0x80)
+            s[i] = '?';
+    s[n] = '\0';
+}
+
 size_t gc_utf8_cut(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

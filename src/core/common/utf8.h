@@ -24,6 +24,15 @@ uint32_t gc_utf8_decode(const char *s, size_t n, size_t *len);
  * per byte); malloc'd, NUL-terminated. Returns NULL when out of memory. */
 char *gc_utf8_repair(const char *s, size_t len, size_t *out_len);
 
+/* How many bytes of s[0..len) gc_utf8_repair may take so that its output stays within
+ * max_out bytes: the repair of that prefix is the repair of the whole text cut on a character
+ * boundary at max_out. Reads only as far as needed, so a huge text costs nothing beyond. */
+size_t gc_utf8_repaired_prefix(const char *s, size_t len, size_t max_out);
+
+/* Makes the NUL-terminated s (in a buffer of cap bytes) valid UTF-8 in place: invalid bytes
+ * become U+FFFD, and what no longer fits is cut on a character boundary. */
+void gc_utf8_sanitize(char *s, size_t cap);
+
 /* Largest n <= len such that s[0..n) does not end inside a UTF-8 sequence. */
 size_t gc_utf8_cut(const char *s, size_t len);
 

@@ -1,8 +1,20 @@
 /* Loading a Gemma 3 checkpoint: config.json + safetensors -> gc_weights (all F32).
- * F32 tensors are used in place from the read-only mapping. BF16/F16 tensors (and F32 ones the
- * file stores misaligned) are converted once: into a cache file in opts->cache_dir, written under
- * a temporary name, renamed into place and then mapped read-only so that every process serving
- * the same checkpoint shares the pages; or into one malloc'd block when no cache_dir is set. */
+ *
+ * Where the F32 weights live, by gc_model_opts:
+ *   cache_dir set   every tensor (F32 too) is copied or converted, with read(), into one F32
+ *                   cache file in cache_dir, written under a temporary name (space allocated
+ *                   first, every write checked, fsync'ed), renamed into place and mapped
+ *                   read-only, so every process serving the same checkpoint shares the pages.
+ *                   The user's files are never mapped: truncating or rewriting them in place
+ *                   cannot fault a process that uses the model. The file is named after the
+ *                   identity of the source files (device, inode, size, mtime, ctime), their
+ *                   headers and the tensor layout, so a changed checkpoint gets a new copy; the
+ *                   copy made for an older state of the same directory is then removed.
+ *   map_files       F32 tensors are used in place from read-only mappings of the user's files
+ *                   (one-shot tools: a truncated file faults only that process); BF16/F16 and
+ *                   misaligned F32 ones are converted into one malloc'd block.
+ *   neither         every tensor is read into one malloc'd block (private to the process). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,8 +23,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/file_id.h"
 #include "common/file_read.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -20,18 +34,26 @@
 /* config.json is a few KiB; the cap only stops a wrong path from being slurped. */
 #define GC_CONFIG_JSON_MAX ((size_t)1 << 26)
 
-#define CACHE_MAGIC "GCF32C01"
-#define CACHE_HEADER 64
+/* The cache file: a CACHE_HEADER-byte header (magic, key, total size, the source directory),
+ * then every tensor as F32 at a CACHE_ALIGN-aligned offset. */
+#define CACHE_MAGIC "GCF32C02"
+#define CACHE_HEADER 4096
 #define CACHE_ALIGN 64
+#define CACHE_DIR_OFF 24
+#define CACHE_TMP_PREFIX ".gemmaclf-tmp-"
+
+/* Tensors are copied through buffers of this many elements. */
+#define CHUNK_ELEMS ((size_t)1 << 20)
 
 struct gc_model {
     gc_config cfg;
     gc_weights w;
     char *dir;
     gc_st_set *st;
-    void *conv;        /* converted tensors: mapping of the cache file or malloc'd */
+    void *conv;        /* the F32 weights owned here: mapping of the cache file or malloc'd */
     size_t conv_bytes; /* size of the mapping (0 when malloc'd) */
     size_t params;
+    gc_file_watch files; /* config.json, the shard index (present or not), the shards */
 };
 
 /* One tensor the model needs (an entry of the load plan): its name, expected shape and where
@@ -42,6 +64,7 @@ typedef struct needed_tensor {
     int64_t shape[2];
     const float **dst;
     const gc_st_tensor *t;
+    const gc_st_file *file; /* holding t */
     size_t conv_off; /* offset in the converted block, or SIZE_MAX when used in place */
 } needed_tensor;
 
@@ -75,17 +98,16 @@ static float f16_to_f32(uint16_t h)
     return f;
 }
 
-static void convert(const gc_st_tensor *t, float *dst)
+static void convert(gc_st_dtype dtype, const unsigned char *p, size_t n, float *dst)
 {
-    const unsigned char *p = t->data;
-    for (size_t i = 0; i < t->numel; i++) {
-        if (t->dtype == GC_ST_F32) {
-            memcpy(&dst[i], p + 4 * i, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = t->dtype == GC_ST_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-        }
+    if (dtype == GC_ST_F32) {
+        memcpy(dst, p, n * sizeof *dst);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = dtype == GC_ST_BF16 ? bf16_to_f32(h) : f16_to_f32(h);
     }
 }
 
@@ -198,6 +220,7 @@ static gc_status find_needed_tensors(gc_model *m, needed_tensor *needed, int n_n
         needed_tensor *w = &needed[i];
         const gc_st_file *file = NULL;
         w->t = gc_st_set_find(m->st, w->name, &file);
+        w->file = file;
         if (!w->t)
             return gc_fail(e, GC_EFORMAT, "tensor '%s' missing", w->name);
         const gc_st_tensor *t = w->t;
@@ -214,7 +237,6 @@ static gc_status find_needed_tensors(gc_model *m, needed_tensor *needed, int n_n
     return GC_OK;
 }
 
-/* 64-bit FNV-1a over the identity of every weights file (path, size, mtime). */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
@@ -223,118 +245,287 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static uint64_t cache_key(const gc_st_set *s, size_t total)
+/* The cache file's name: the identity and header of every source file, the tensor layout. */
+static uint64_t cache_key(const gc_st_set *s, const needed_tensor *needed, int n_needed,
+                          size_t total)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = fnv(1469598103934665603ull, CACHE_MAGIC, 8);
     for (int i = 0; i < s->n_files; i++) {
-        char real[PATH_MAX];
-        const char *p = realpath(s->files[i]->path, real) ? real : s->files[i]->path;
-        h = fnv(h, p, strlen(p) + 1);
-        uint64_t sz = s->files[i]->size;
-        int64_t mt = s->files[i]->mtime_ns;
-        h = fnv(h, &sz, sizeof sz);
-        h = fnv(h, &mt, sizeof mt);
+        const gc_file_id *id = &s->files[i]->id;
+        uint64_t v[] = {id->dev, id->ino, id->size, (uint64_t)id->mtime_ns,
+                        (uint64_t)id->ctime_ns, s->files[i]->header_hash};
+        h = fnv(h, v, sizeof v);
+    }
+    for (int i = 0; i < n_needed; i++) {
+        uint64_t v[] = {(uint64_t)needed[i].t->dtype, needed[i].t->offset, needed[i].conv_off};
+        h = fnv(h, needed[i].name, strlen(needed[i].name) + 1);
+        h = fnv(h, v, sizeof v);
     }
     return fnv(h, &total, sizeof total);
 }
 
-static void fill(needed_tensor *needed, int n_needed, unsigned char *base)
+/* Where the F32 weights go while they are copied: memory, or the cache file being written. */
+typedef struct sink {
+    unsigned char *mem;
+    int fd;
+    const char *path;
+} sink;
+
+static gc_status write_at(int fd, const char *path, uint64_t off, const void *p, size_t n,
+                          gc_err *e)
 {
-    for (int i = 0; i < n_needed; i++)
-        if (needed[i].conv_off != SIZE_MAX)
-            convert(needed[i].t, (float *)(base + needed[i].conv_off));
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return gc_fail(e, GC_EIO, "cannot write the weight cache %s: %s", path,
+                           r < 0 ? strerror(errno) : "no progress");
+        done += (size_t)r;
+    }
+    return GC_OK;
 }
 
-static gc_status map_cache(gc_model *m, const char *path, size_t total, int *ok, gc_err *e)
+/* Copies every tensor with a conv_off into the sink as F32, reading the sources in chunks. */
+static gc_status fill(const needed_tensor *needed, int n_needed, const sink *k, gc_err *e)
+{
+    unsigned char *raw = malloc(CHUNK_ELEMS * 4);
+    float *f32 = malloc(CHUNK_ELEMS * sizeof *f32);
+    gc_status st = raw && f32 ? GC_OK : gc_fail(e, GC_ENOMEM, "out of memory copying weights");
+    for (int i = 0; i < n_needed && !st; i++) {
+        const gc_st_tensor *t = needed[i].t;
+        size_t esz = gc_st_dtype_size(t->dtype);
+        if (needed[i].conv_off == SIZE_MAX)
+            continue;
+        for (size_t at = 0; at < t->numel && !st; at += CHUNK_ELEMS) {
+            size_t n = t->numel - at < CHUNK_ELEMS ? t->numel - at : CHUNK_ELEMS;
+            uint64_t off = needed[i].conv_off + at * sizeof(float);
+            float *dst = k->mem ? (float *)(k->mem + off) : f32;
+            if ((st = gc_st_read(needed[i].file, t, at * esz, raw, n * esz, e)))
+                break;
+            convert(t->dtype, raw, n, dst);
+            if (!k->mem)
+                st = write_at(k->fd, k->path, off, f32, n * sizeof *f32, e);
+        }
+    }
+    free(raw);
+    free(f32);
+    return st;
+}
+
+/* Fails when a source file was written, truncated or replaced while it was being read. */
+static gc_status sources_unchanged(const gc_st_set *s, gc_err *e)
+{
+    for (int i = 0; i < s->n_files; i++) {
+        gc_status st = gc_st_check_unchanged(s->files[i], e);
+        if (st)
+            return st;
+    }
+    return GC_OK;
+}
+
+typedef struct cache_header {
+    char magic[8];
+    uint64_t key, total;
+} cache_header;
+
+/* Maps path when it is a complete cache file for key; *ok = 0 (and GC_OK) when it is absent
+ * or not that file. */
+static gc_status map_cache(gc_model *m, const char *path, uint64_t key, size_t total, int *ok,
+                           gc_err *e)
 {
     *ok = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return GC_OK;
     struct stat sb;
-    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size == total) {
+    cache_header h;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size == total &&
+        pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && !memcmp(h.magic, CACHE_MAGIC, 8) &&
+        h.key == key && h.total == total) {
         void *p = mmap(NULL, total, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             close(fd);
             return gc_fail(e, GC_EIO, "%s: mmap failed: %s", path, strerror(errno));
         }
-        if (!memcmp(p, CACHE_MAGIC, 8)) {
-            m->conv = p;
-            m->conv_bytes = total;
-            *ok = 1;
-        } else {
-            munmap(p, total);
-        }
+        m->conv = p;
+        m->conv_bytes = total;
+        *ok = 1;
     }
     close(fd);
     return GC_OK;
 }
 
-static gc_status write_cache(needed_tensor *needed, int n_needed, const char *dir, const char *path, size_t total,
-                             gc_err *e)
+/* A temporary file nobody wrote to for this long belongs to a writer that was killed. */
+#define CACHE_TMP_ABANDONED_S 3600
+
+/* Removes the cache files made for older states of the same model directory (a process that
+ * still maps one keeps its pages: unlinking never truncates), and abandoned temporary files. */
+static void remove_stale(const char *cache_dir, const char *keep, const char *src_dir)
 {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/.gemmaclf-tmp-XXXXXX", dir);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return gc_fail(e, GC_EIO, "cache dir %s: cannot create a file: %s", dir, strerror(errno));
-    gc_status st = GC_OK;
-    void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)total) != 0 ||
-        (p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
-        st = gc_fail(e, GC_EIO, "%s: cannot size or map: %s", tmp, strerror(errno));
-        goto done;
+    DIR *d = opendir(cache_dir);
+    struct dirent *de;
+    char path[PATH_MAX], head[CACHE_HEADER];
+    size_t dl = strlen(src_dir);
+    time_t now = time(NULL);
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        size_t nl = strlen(de->d_name);
+        struct stat lsb;
+        if (!strncmp(de->d_name, CACHE_TMP_PREFIX, strlen(CACHE_TMP_PREFIX)) &&
+            snprintf(path, sizeof path, "%s/%s", cache_dir, de->d_name) < (int)sizeof path &&
+            lstat(path, &lsb) == 0 && S_ISREG(lsb.st_mode) &&
+            lsb.st_mtime < now - CACHE_TMP_ABANDONED_S) {
+            unlink(path);
+            continue;
+        }
+        if (strncmp(de->d_name, "gemmaclf-", 9) || nl < 13 || strcmp(de->d_name + nl - 4, ".f32") ||
+            !strcmp(de->d_name, keep) ||
+            snprintf(path, sizeof path, "%s/%s", cache_dir, de->d_name) >= (int)sizeof path)
+            continue;
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+        struct stat sb;
+        int stale = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                    pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+                    !memcmp(head, CACHE_MAGIC, 8) && dl < sizeof head - CACHE_DIR_OFF &&
+                    !memcmp(head + CACHE_DIR_OFF, src_dir, dl + 1);
+        if (fd >= 0)
+            close(fd);
+        if (stale)
+            unlink(path);
     }
-    fill(needed, n_needed, p);
-    memcpy(p, CACHE_MAGIC, 8); /* last, so a torn file never looks valid */
-    if (msync(p, total, MS_SYNC) != 0 || fchmod(fd, 0644) != 0 || rename(tmp, path) != 0)
-        st = gc_fail(e, GC_EIO, "%s: cannot write cache: %s", path, strerror(errno));
-done:
-    if (p != MAP_FAILED)
-        munmap(p, total);
-    close(fd);
-    if (st)
-        unlink(tmp);
-    return st;
+    closedir(d);
 }
 
-static gc_status convert_all(gc_model *m, needed_tensor *needed, int n_needed, const gc_model_opts *opts, gc_err *e)
+/* Writes the cache file: a temporary file whose space is allocated first (a full disk is a
+ * clean error here, never a fault later), filled with checked writes, fsync'ed and renamed into
+ * place; on any failure the temporary file is removed. */
+static gc_status write_cache(const gc_model *m, const needed_tensor *needed, int n_needed,
+                             const char *dir, const char *path, uint64_t key, size_t total,
+                             const char *src_dir, gc_err *e)
 {
-    size_t total = CACHE_HEADER;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/" CACHE_TMP_PREFIX "XXXXXX", dir);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return gc_fail(e, GC_EIO, "cache directory %s: cannot create a file: %s", dir,
+                       strerror(errno));
+    gc_status st = GC_OK;
+    int err = posix_fallocate(fd, 0, (off_t)total);
+    /* Without fallocate support (EOPNOTSUPP) every write below is still checked. */
+    if (err && err != EOPNOTSUPP && err != ENOSYS && err != EINVAL)
+        st = gc_fail(e, GC_EIO, "cannot allocate %zu bytes for the weight cache in %s: %s",
+                     total, dir, strerror(err));
+    sink k = {.mem = NULL, .fd = fd, .path = tmp};
+    if (!st)
+        st = fill(needed, n_needed, &k, e);
+    if (!st)
+        st = sources_unchanged(m->st, e);
+    if (!st) {
+        char *h = calloc(1, CACHE_HEADER);
+        cache_header ch = {.key = key, .total = total};
+        memcpy(ch.magic, CACHE_MAGIC, 8);
+        if (!h) {
+            st = gc_fail(e, GC_ENOMEM, "out of memory");
+        } else {
+            memcpy(h, &ch, sizeof ch);
+            /* calloc'd: the name stays NUL-terminated (a longer one is cut and never matches
+             * in remove_stale) */
+            memcpy(h + CACHE_DIR_OFF, src_dir, strnlen(src_dir, CACHE_HEADER - CACHE_DIR_OFF - 1));
+            st = write_at(fd, tmp, 0, h, CACHE_HEADER, e);
+            free(h);
+        }
+    }
+    if (!st && (ftruncate(fd, (off_t)total) != 0 || fsync(fd) != 0 || fchmod(fd, 0644) != 0 ||
+                rename(tmp, path) != 0))
+        st = gc_fail(e, GC_EIO, "cannot write the weight cache %s: %s", path, strerror(errno));
+    close(fd);
+    if (st) {
+        unlink(tmp);
+        return st;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { /* make the rename durable; a failure here loses only the cache */
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return GC_OK;
+}
+
+/* The cached copy for this checkpoint: mapped if it exists, else written and mapped. */
+static gc_status use_cache(gc_model *m, const needed_tensor *needed, int n_needed,
+                           const char *cache_dir, size_t total, gc_err *e)
+{
+    char path[PATH_MAX], name[64], src_dir[PATH_MAX];
+    uint64_t key = cache_key(m->st, needed, n_needed, total);
+    snprintf(name, sizeof name, "gemmaclf-%016llx.f32", (unsigned long long)key);
+    if (snprintf(path, sizeof path, "%s/%s", cache_dir, name) >= (int)sizeof path)
+        return gc_fail(e, GC_EINVAL, "cache directory path too long: %s", cache_dir);
+    if (!realpath(m->dir, src_dir))
+        snprintf(src_dir, sizeof src_dir, "%s", m->dir);
+    int ok;
+    gc_status st = map_cache(m, path, key, total, &ok, e);
+    if (st || ok)
+        return st;
+    /* First user of this state of the checkpoint: copy, publish atomically, map. */
+    if ((st = write_cache(m, needed, n_needed, cache_dir, path, key, total, src_dir, e)) ||
+        (st = map_cache(m, path, key, total, &ok, e)))
+        return st;
+    if (!ok)
+        return gc_fail(e, GC_EIO, "%s: cache file vanished or is invalid", path);
+    remove_stale(cache_dir, name, src_dir);
+    return GC_OK;
+}
+
+static gc_status convert_all(gc_model *m, needed_tensor *needed, int n_needed,
+                             const gc_model_opts *opts, gc_err *e)
+{
+    const char *cache_dir = opts && opts->cache_dir && *opts->cache_dir ? opts->cache_dir : NULL;
+    int in_place = !cache_dir && opts && opts->map_files;
+    size_t total = cache_dir ? CACHE_HEADER : 0;
     for (int i = 0; i < n_needed; i++) {
         const gc_st_tensor *t = needed[i].t;
-        if (t->dtype == GC_ST_F32 && ((uintptr_t)t->data & 3) == 0)
+        if (in_place && t->dtype == GC_ST_F32 && ((uintptr_t)t->data & 3) == 0)
             continue;
         needed[i].conv_off = total;
         total += (t->numel * sizeof(float) + CACHE_ALIGN - 1) / CACHE_ALIGN * CACHE_ALIGN;
     }
-    if (total == CACHE_HEADER)
+    gc_status st = GC_OK;
+    if (total == 0)
         return GC_OK; /* everything used in place */
-    gc_status st;
-    if (opts && opts->cache_dir && *opts->cache_dir) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/gemmaclf-%016llx.f32", opts->cache_dir,
-                 (unsigned long long)cache_key(m->st, total));
-        int ok;
-        if ((st = map_cache(m, path, total, &ok, e)))
-            return st;
-        if (!ok) { /* first user of this checkpoint: convert, publish atomically, map */
-            if ((st = write_cache(needed, n_needed, opts->cache_dir, path, total, e)) ||
-                (st = map_cache(m, path, total, &ok, e)))
-                return st;
-            if (!ok)
-                return gc_fail(e, GC_EIO, "%s: cache file vanished or is invalid", path);
-        }
+    if (cache_dir) {
+        st = use_cache(m, needed, n_needed, cache_dir, total, e);
     } else {
-        m->conv = aligned_alloc(CACHE_ALIGN, total);
-        if (!m->conv)
-            return gc_fail(e, GC_ENOMEM, "out of memory converting weights (%zu bytes)", total);
-        fill(needed, n_needed, m->conv);
+        sink k = {.mem = aligned_alloc(CACHE_ALIGN, total), .fd = -1, .path = NULL};
+        if (!k.mem)
+            return gc_fail(e, GC_ENOMEM, "out of memory for the weights (%zu bytes)", total);
+        m->conv = k.mem;
+        if (!(st = fill(needed, n_needed, &k, e)))
+            st = sources_unchanged(m->st, e);
     }
+    if (st)
+        return st;
     for (int i = 0; i < n_needed; i++)
         if (needed[i].conv_off != SIZE_MAX)
             *needed[i].dst = (const float *)((const unsigned char *)m->conv + needed[i].conv_off);
     return GC_OK;
+}
+
+/* Remembers the identity of every file the weights come from (see gc_model_files_changed). */
+static gc_status watch_files(gc_model *m, const gc_file_id *config_id, const gc_file_id *index_id,
+                             gc_err *e)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/config.json", m->dir);
+    gc_status st = gc_file_watch_add(&m->files, path, config_id, e);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", m->dir);
+    if (!st)
+        st = gc_file_watch_add(&m->files, path, index_id, e);
+    for (int i = 0; i < m->st->n_files && !st; i++)
+        st = gc_file_watch_add(&m->files, m->st->files[i]->path, &m->st->files[i]->id, e);
+    return st;
 }
 
 gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **out, gc_err *e)
@@ -347,7 +538,12 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
         return gc_fail(e, GC_ENOMEM, "out of memory");
     }
     char path[PATH_MAX];
+    gc_file_id config_id, index_id;
+    /* Identities before reading: a change during the load shows as a change afterwards. */
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    gc_file_id_of_path(path, &index_id);
     snprintf(path, sizeof path, "%s/config.json", dir);
+    gc_file_id_of_path(path, &config_id);
     size_t len;
     char *json;
     gc_status st = gc_read_file(path, GC_CONFIG_JSON_MAX, &json, &len, e);
@@ -359,7 +555,8 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
             gc_err_prefix(e, "%s", path);
         goto fail;
     }
-    if ((st = gc_st_set_open(dir, &m->st, e)))
+    int map = opts && opts->map_files && !(opts->cache_dir && *opts->cache_dir);
+    if ((st = gc_st_set_open(dir, map, &m->st, e)))
         goto fail;
     needed = calloc((size_t)m->cfg.n_layers * 13 + 4, sizeof *needed);
     if (!needed) {
@@ -367,7 +564,8 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
         goto fail;
     }
     int n_needed = 0;
-    if ((st = list_needed_tensors(m, needed, &n_needed, e)) || (st = find_needed_tensors(m, needed, n_needed, e)) ||
+    if ((st = list_needed_tensors(m, needed, &n_needed, e)) ||
+        (st = find_needed_tensors(m, needed, n_needed, e)) ||
         (st = convert_all(m, needed, n_needed, opts, e))) {
         if (!strstr(e ? e->msg : "", dir))
             gc_err_prefix(e, "%s", dir);
@@ -378,6 +576,10 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
             *needed[i].dst = needed[i].t->data;
     if (!m->w.lm_head)
         m->w.lm_head = m->w.embed;
+    for (int i = 0; i < m->st->n_files; i++)
+        gc_st_detach(m->st->files[i]); /* every weight is in m->conv or a mapping now */
+    if ((st = watch_files(m, &config_id, &index_id, e)))
+        goto fail;
     free(needed);
     *out = m;
     return GC_OK;
@@ -385,6 +587,11 @@ fail:
     free(needed);
     gc_model_free(m);
     return st;
+}
+
+int gc_model_files_changed(const gc_model *m)
+{
+    return gc_file_watch_changed(&m->files);
 }
 
 void gc_model_free(gc_model *m)
@@ -396,6 +603,7 @@ void gc_model_free(gc_model *m)
     else
         free(m->conv);
     gc_st_set_close(m->st);
+    gc_file_watch_free(&m->files);
     free(m->dir);
     free(m);
 }

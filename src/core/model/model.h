@@ -1,8 +1,10 @@
 /* A Gemma 3 text checkpoint loaded from a Hugging Face model directory:
  * config.json (4.5x and 5.x layouts, or text_config of a multimodal checkpoint) and
- * model.safetensors / model.safetensors.index.json. F32 tensors are used in place from a
- * read-only mmap (shared by every process that maps the file); BF16/F16 are converted once to
- * F32 (into a cache file that is then mapped, when opts->cache_dir is set, else into memory). */
+ * model.safetensors / model.safetensors.index.json. The weights are used as F32: from one
+ * shared, read-only mapping of an F32 copy in opts->cache_dir (every tensor copied or converted
+ * once; the user's files are never mapped, so changing them cannot fault a user of the model),
+ * or, without a cache directory, from read-only mappings of the user's files (opts->map_files:
+ * F32 in place, the rest converted into memory) or all read into memory (see model.c). */
 #ifndef GC_MODEL_H
 #define GC_MODEL_H
 
@@ -52,7 +54,13 @@ typedef struct gc_weights {
 } gc_weights;
 
 typedef struct gc_model_opts {
-    const char *cache_dir; /* where converted (non-F32) weights are cached; NULL = memory */
+    /* Directory of the shared F32 copies (a server's: it must be the only writer besides
+     * other users of the same opts); NULL or "" = none. */
+    const char *cache_dir;
+    /* Without cache_dir: 1 = use F32 tensors in place from read-only mappings of the model
+     * files (a file truncated while mapped faults the process: for one-shot tools only);
+     * 0 = read every tensor into private memory. */
+    int map_files;
 } gc_model_opts;
 
 typedef struct gc_model gc_model; /* opaque: owns the mappings */
@@ -64,6 +72,9 @@ const gc_weights *gc_model_weights(const gc_model *m);
 const char *gc_model_dir(const gc_model *m);
 size_t gc_model_param_count(const gc_model *m);
 size_t gc_model_weight_bytes(const gc_model *m); /* bytes of F32 weights in use */
+/* 1 when config.json, the shard index or a weights file is not the file it was loaded from
+ * (replaced, written, truncated, touched, created or removed): a few stat() calls. */
+int gc_model_files_changed(const gc_model *m);
 
 /* Parse config.json text alone (used by gc_model_load and by tests). */
 gc_status gc_config_parse(const char *json, size_t len, gc_config *cfg, gc_err *e);

@@ -4,6 +4,7 @@
 #include "model/safetensors.h"
 
 #include "common/file_read.h"
+#include "common/file_id.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -142,18 +143,26 @@ static gc_status parse_entry(const cJSON *j, gc_st_tensor *t, span *sp, uint64_t
                        (unsigned long long)(en - b));
     t->numel = (size_t)numel;
     t->nbytes = (size_t)(en - b);
-    t->data = (const void *)(uintptr_t)b; /* relocated by the caller */
+    t->offset = b; /* relative to the data area until the caller adds its start */
+    t->data = NULL;
     sp->begin = b;
     sp->end = en;
     return GC_OK;
 }
 
 static gc_status parse_header(gc_st_file *f, const char *text, size_t hlen, uint64_t data_size,
-                              const char *data, gc_err *e)
+                              gc_err *e)
 {
-    cJSON *root = cJSON_ParseWithLength(text, hlen);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, hlen, &end, 0);
     if (!root)
         return gc_fail(e, GC_EFORMAT, "header is not valid JSON");
+    /* The format allows trailing spaces (padding), nothing else, as the reference reader. */
+    for (; end && end < text + hlen; end++)
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(root);
+            return gc_fail(e, GC_EFORMAT, "header has bytes after its JSON object");
+        }
     gc_status st = GC_OK;
     span *spans = NULL;
     if (!cJSON_IsObject(root)) {
@@ -193,7 +202,7 @@ static gc_status parse_header(gc_st_file *f, const char *text, size_t hlen, uint
         if (st)
             goto done;
         spans[f->n - 1].idx = f->n - 1;
-        t->data = data + (uintptr_t)t->data;
+        t->offset += f->data_offset;
     }
     /* Tensors must not share bytes (empty tensors occupy nothing). */
     qsort(spans, f->n, sizeof *spans, cmp_span);
@@ -215,7 +224,65 @@ done:
     return st;
 }
 
-gc_status gc_st_open(const char *path, gc_st_file **out, gc_err *e)
+/* Reads exactly n bytes at off; a short read means the file shrank under us. */
+static gc_status read_at(int fd, const char *path, uint64_t off, void *dst, size_t n, gc_err *e)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)dst + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return gc_fail(e, GC_EIO, "%s: read error: %s", path, strerror(errno));
+        if (r == 0)
+            return gc_fail(e, GC_EIO,
+                           "%s: ends at byte %llu, before the %zu bytes it held when opened; "
+                           "the file changed on disk while it was being read",
+                           path, (unsigned long long)(off + got), n + (size_t)off);
+        got += (size_t)r;
+    }
+    return GC_OK;
+}
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Reads and parses the header (with read(), never through a mapping). */
+static gc_status read_header(gc_st_file *f, int fd, gc_err *e)
+{
+    unsigned char lenb[8];
+    gc_status st = read_at(fd, f->path, 0, lenb, 8, e);
+    if (st)
+        return st;
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | lenb[i];
+    if (hlen > f->size - 8)
+        return gc_fail(e, GC_EFORMAT, "header length %llu larger than the file (%zu bytes)",
+                       (unsigned long long)hlen, f->size);
+    if (hlen > MAX_HEADER_BYTES || hlen < 2)
+        return gc_fail(e, GC_EFORMAT, "implausible header length %llu", (unsigned long long)hlen);
+    char *text = malloc((size_t)hlen);
+    if (!text)
+        return gc_fail(e, GC_ENOMEM, "out of memory for a %llu-byte header",
+                       (unsigned long long)hlen);
+    st = read_at(fd, f->path, 8, text, (size_t)hlen, e);
+    if (!st) {
+        f->header_hash = fnv1a(text, (size_t)hlen) ^ hlen;
+        f->data_offset = 8 + hlen;
+        st = parse_header(f, text, (size_t)hlen, f->size - 8 - hlen, e);
+    }
+    free(text);
+    return st;
+}
+
+static gc_status open_file(const char *path, int map, gc_st_file **out, gc_err *e)
 {
     *out = NULL;
     gc_st_file *f = calloc(1, sizeof *f);
@@ -223,8 +290,10 @@ gc_status gc_st_open(const char *path, gc_st_file **out, gc_err *e)
         free(f);
         return gc_fail(e, GC_ENOMEM, "%s: out of memory", path);
     }
+    f->fd = -1;
     gc_status st = GC_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open (it is refused just below). */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
         st = gc_fail(e, GC_EIO, "cannot open: %s", strerror(errno));
@@ -234,36 +303,28 @@ gc_status gc_st_open(const char *path, gc_st_file **out, gc_err *e)
         st = gc_fail(e, GC_EIO, "not a regular file");
         goto fail;
     }
+    gc_file_id_from_stat(&sb, &f->id);
     f->size = (size_t)sb.st_size;
-    f->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    f->mtime_ns = f->id.mtime_ns;
     if (f->size < 8) {
         st = gc_fail(e, GC_EFORMAT, "truncated: %zu bytes, no header length", f->size);
         goto fail;
     }
-    f->map = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        st = gc_fail(e, GC_EIO, "mmap failed: %s", strerror(errno));
+    if ((st = read_header(f, fd, e)))
         goto fail;
+    if (map) {
+        f->map = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (f->map == MAP_FAILED) {
+            f->map = NULL;
+            st = gc_fail(e, GC_EIO, "mmap failed: %s", strerror(errno));
+            goto fail;
+        }
+        for (int i = 0; i < f->n; i++)
+            f->t[i].data = (const char *)f->map + f->t[i].offset;
+        close(fd);
+    } else {
+        f->fd = fd; /* tensors are read with gc_st_read until gc_st_detach */
     }
-    const unsigned char *p = f->map;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | p[i];
-    if (hlen > f->size - 8) {
-        st = gc_fail(e, GC_EFORMAT, "header length %llu larger than the file (%zu bytes)",
-                     (unsigned long long)hlen, f->size);
-        goto fail;
-    }
-    if (hlen > MAX_HEADER_BYTES || hlen < 2) {
-        st = gc_fail(e, GC_EFORMAT, "implausible header length %llu", (unsigned long long)hlen);
-        goto fail;
-    }
-    st = parse_header(f, (const char *)p + 8, (size_t)hlen, f->size - 8 - hlen,
-                      (const char *)p + 8 + hlen, e);
-    if (st)
-        goto fail;
-    close(fd);
     *out = f;
     return GC_OK;
 fail:
@@ -274,10 +335,57 @@ fail:
     return st;
 }
 
+gc_status gc_st_open(const char *path, gc_st_file **out, gc_err *e)
+{
+    return open_file(path, 1, out, e);
+}
+
+gc_status gc_st_open_unmapped(const char *path, gc_st_file **out, gc_err *e)
+{
+    return open_file(path, 0, out, e);
+}
+
+gc_status gc_st_read(const gc_st_file *f, const gc_st_tensor *t, size_t off, void *dst, size_t n,
+                     gc_err *e)
+{
+    if (off > t->nbytes || n > t->nbytes - off)
+        return gc_fail(e, GC_EINVAL, "%s: tensor '%s': read past its end", f->path, t->name);
+    if (f->map) {
+        memcpy(dst, (const char *)t->data + off, n);
+        return GC_OK;
+    }
+    if (f->fd < 0)
+        return gc_fail(e, GC_EINVAL, "%s: no longer open for reading", f->path);
+    return read_at(f->fd, f->path, t->offset + off, dst, n, e);
+}
+
+gc_status gc_st_check_unchanged(const gc_st_file *f, gc_err *e)
+{
+    struct stat sb;
+    gc_file_id now;
+    if (f->fd < 0)
+        return GC_OK;
+    if (fstat(f->fd, &sb) != 0)
+        return gc_fail(e, GC_EIO, "%s: cannot stat: %s", f->path, strerror(errno));
+    gc_file_id_from_stat(&sb, &now);
+    if (!gc_file_id_same(&now, &f->id))
+        return gc_fail(e, GC_EIO, "%s: the file changed on disk while it was being read", f->path);
+    return GC_OK;
+}
+
+void gc_st_detach(gc_st_file *f)
+{
+    if (f && f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
+}
+
 void gc_st_close(gc_st_file *f)
 {
     if (!f)
         return;
+    gc_st_detach(f);
     if (f->map)
         munmap(f->map, f->size);
     for (int i = 0; i < f->n; i++)
@@ -317,7 +425,7 @@ char *gc_st_metadata_get(const gc_st_file *f, const char *key)
 
 /* ---- model directories: single file or sharded index ---- */
 
-static gc_status add_file(gc_st_set *s, const char *path, gc_err *e)
+static gc_status add_file(gc_st_set *s, const char *path, int map, gc_err *e)
 {
     for (int i = 0; i < s->n_files; i++)
         if (!strcmp(s->files[i]->path, path))
@@ -326,14 +434,15 @@ static gc_status add_file(gc_st_set *s, const char *path, gc_err *e)
     if (!nf)
         return gc_fail(e, GC_ENOMEM, "out of memory");
     s->files = nf;
-    gc_status st = gc_st_open(path, &s->files[s->n_files], e);
+    gc_status st = open_file(path, map, &s->files[s->n_files], e);
     if (st)
         return st;
     s->n_files++;
     return GC_OK;
 }
 
-static gc_status open_index(gc_st_set *s, const char *dir, const char *index_path, gc_err *e)
+static gc_status open_index(gc_st_set *s, const char *dir, const char *index_path, int map,
+                            gc_err *e)
 {
     size_t len;
     char *text;
@@ -357,7 +466,7 @@ static gc_status open_index(gc_st_set *s, const char *dir, const char *index_pat
         }
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, fn);
-        if ((st = add_file(s, path, e)))
+        if ((st = add_file(s, path, map, e)))
             goto done;
         const gc_st_file *f = NULL;
         for (int i = 0; i < s->n_files; i++)
@@ -376,7 +485,7 @@ done:
     return st;
 }
 
-gc_status gc_st_set_open(const char *dir, gc_st_set **out, gc_err *e)
+gc_status gc_st_set_open(const char *dir, int map, gc_st_set **out, gc_err *e)
 {
     *out = NULL;
     gc_st_set *s = calloc(1, sizeof *s);
@@ -385,11 +494,13 @@ gc_status gc_st_set_open(const char *dir, gc_st_set **out, gc_err *e)
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     gc_status st;
-    if (access(path, F_OK) == 0) {
-        st = open_index(s, dir, path, e);
+    /* Only an absent index means one file; an index that is there but cannot be reached (a
+     * symbolic link loop, no permission) is an error, not a reason to load something else. */
+    if (access(path, F_OK) == 0 || errno != ENOENT) {
+        st = open_index(s, dir, path, map, e);
     } else {
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        st = add_file(s, path, e);
+        st = add_file(s, path, map, e);
     }
     if (st) {
         gc_st_set_close(s);

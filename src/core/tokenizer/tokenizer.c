@@ -5,6 +5,7 @@
  *      out of the normalized text,
  *   3. each remaining piece is pre-tokenized and every sub-piece is BPE-encoded,
  *   4. with GC_TOK_ADD_SPECIAL the TemplateProcessing post-processor adds its tokens. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,10 @@ static gc_status parse_json_file(const char *dir, const char *name, int optional
     char *data;
     size_t len;
     gc_status st = gc_read_file(path, GC_TOKENIZER_FILE_MAX, &data, &len, e);
+    /* Only a missing optional file is skipped; one that is there but unreadable (a FIFO, a
+     * device, no permission) is an error. */
     if (st != GC_OK)
-        return optional && st == GC_EIO ? GC_OK : st;
+        return optional && st == GC_EIO && errno == ENOENT ? GC_OK : st;
     *out = cJSON_ParseWithLength(data, len);
     free(data);
     if (!*out)

@@ -230,6 +230,18 @@ gc_status gc_tokjson_vocab(const char *s, size_t n, gc_bpe *b, gc_err *e)
         if (st != GC_OK)
             break;
     }
+    /* The id tables are sized by the largest id: one stray huge id (100,000,000) in a small
+     * file would cost gigabytes. Real vocabularies are dense; allow holes, not that. */
+    int64_t id_cap = 2 * (int64_t)cnt + 256;
+    if (st == GC_OK && max_id >= id_cap) {
+        size_t k = 0;
+        while (v[k].id != max_id)
+            k++;
+        st = gc_fail(e, GC_EFORMAT,
+                     "model.vocab: id %lld of \"%.60s\" is far beyond the %zu entries (ids must "
+                     "stay below %lld); the tokenizer file is damaged",
+                     (long long)max_id, b->arena + v[k].off, cnt, (long long)id_cap);
+    }
     if (st == GC_OK)
         st = index_vocab(b, v, cnt, max_id, e);
     free(v);
