@@ -4,6 +4,7 @@
 #include "gemmaclf_pg.h"
 
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -52,4 +53,30 @@ AttrNumber gcpg_column(Oid relid, const char *name, gcpg_column_kind kind, const
                                r->role, format_type_be(typid)),
                         errhint("%s", r->hint)));
     return att;
+}
+
+/* A label is stored as is, so a varchar(n) label column must fit every label of the model:
+ * checked when the column is chosen, not as a failure of each row later. */
+void gcpg_check_label_width(Oid relid, AttrNumber att, const char *caller)
+{
+    Oid typid, collid;
+    int32 typmod;
+    gcpg_model *m;
+    const gc_classifier *c;
+
+    get_atttypetypmodcoll(relid, att, &typid, &typmod, &collid);
+    if (typmod < 0)
+        return;
+    m = gcpg_acquire();
+    c = gcpg_classifier(m);
+    for (int l = 0; l < gc_classifier_n_labels(c); l++) {
+        text *t = gcpg_label_text(gc_classifier_label(c, l));
+
+        if (pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > typmod - VARHDRSZ)
+            ereport(ERROR, (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+                            errmsg("%s: label column \"%s\" is varchar(%d), too short for the "
+                                   "label \"%s\"", caller, get_attname(relid, att, false),
+                                   typmod - VARHDRSZ, gc_classifier_label(c, l))));
+    }
+    gcpg_release(m);
 }

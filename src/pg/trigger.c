@@ -6,7 +6,6 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "mb/pg_wchar.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
 
@@ -19,25 +18,6 @@
 typedef struct flag_columns {
     int src, lab, sco;
 } flag_columns;
-
-/* The trigger writes the label datum as is, so a varchar(n) label column must fit every label
- * (the procedure's UPDATE casts, and fails by itself). */
-static void check_label_width(const char *name, int width)
-{
-    gcpg_model *m = gcpg_acquire();
-    const gc_classifier *c = gcpg_classifier(m);
-
-    for (int l = 0; l < gc_classifier_n_labels(c); l++) {
-        text *t = gcpg_label_text(gc_classifier_label(c, l));
-
-        if (pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) > width)
-            ereport(ERROR, (errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-                            errmsg(CALLER ": label column \"%s\" is varchar(%d), too "
-                                   "short for the label \"%s\"", name, width,
-                                   gc_classifier_label(c, l))));
-    }
-    gcpg_release(m);
-}
 
 static void check_event(FunctionCallInfo fcinfo)
 {
@@ -64,7 +44,6 @@ static flag_columns trigger_columns(const TriggerData *td)
     int nargs = td->tg_trigger->tgnargs;
     char **args = td->tg_trigger->tgargs;
     flag_columns fc = {0, 0, 0};
-    int32 typmod;
 
     if (nargs < 2 || nargs > 3)
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -72,9 +51,7 @@ static flag_columns trigger_columns(const TriggerData *td)
                         errhint(USAGE_HINT)));
     fc.src = gcpg_column(relid, args[0], GCPG_COLUMN_TEXT, CALLER, USAGE_HINT);
     fc.lab = gcpg_column(relid, args[1], GCPG_COLUMN_LABEL, CALLER, USAGE_HINT);
-    typmod = TupleDescAttr(RelationGetDescr(rel), fc.lab - 1)->atttypmod;
-    if (typmod >= 0)
-        check_label_width(args[1], typmod - VARHDRSZ);
+    gcpg_check_label_width(relid, fc.lab, CALLER);
     if (nargs == 3)
         fc.sco = gcpg_column(relid, args[2], GCPG_COLUMN_SCORES, CALLER, USAGE_HINT);
     if (fc.src == fc.lab || (fc.sco && (fc.sco == fc.src || fc.sco == fc.lab)))
