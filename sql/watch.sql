@@ -1,6 +1,19 @@
 -- Background labelling without shared_preload_libraries (pg_regress runs without it): the SQL
 -- objects exist, and gemmaclf_watch() says exactly what to set. The workers themselves are
 -- tested by test/pg_watch.sh, in a cluster of its own.
+-- declared properties of its functions
+SELECT p.proname, p.provolatile, p.proisstrict, p.proparallel, p.prorettype::regtype
+FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'gemmaclf'
+WHERE p.proname LIKE 'gemmaclf\_%watch%'
+ORDER BY 1;
+-- its objects: tables, view, event trigger
+SELECT pg_describe_object(classid, objid, objsubid) AS object
+FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'gemmaclf')
+  AND classid IN ('pg_class'::regclass, 'pg_event_trigger'::regclass)
+  AND pg_describe_object(classid, objid, objsubid) LIKE '%watch%'
+ORDER BY 1;
 CREATE TABLE watched (id int PRIMARY KEY, body text, label text);
 SELECT gemmaclf_watch('watched', 'body', 'label');
 SELECT gemmaclf_watch('watched', NULL, 'label');

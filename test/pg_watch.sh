@@ -189,6 +189,21 @@ t "... (replica) labelled" drained stream
 t "... (replica) with classify_hate's labels" eq "0" \
     "SELECT count(*) FROM stream WHERE id IN (9001, 1004) AND label IS DISTINCT FROM classify_hate(body)"
 
+# ---- a partitioned table ----
+q -c "CREATE TABLE parts (id int, body text, label text, writes int NOT NULL DEFAULT 0,
+                          labelled_by name) PARTITION BY RANGE (id);
+      CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (1000);
+      CREATE TABLE parts_2 PARTITION OF parts FOR VALUES FROM (1000) TO (3000);
+      CREATE TRIGGER count_labels BEFORE UPDATE ON parts FOR EACH ROW EXECUTE FUNCTION count_labels();
+      INSERT INTO parts (id, body) SELECT id, body FROM dev WHERE id <= 1500 AND id % 10 = 0;
+      SELECT gemmaclf_watch('parts', 'body', 'label');
+      INSERT INTO parts_2 (id, body) VALUES (2500, 'Sali')" >/dev/null
+t "a partitioned table: the rows of every partition are labelled" drained parts
+t "... once, with classify_hate's label" right parts
+t "... its partitions have the trigger, enabled ALWAYS" eq "A|A" \
+    "SELECT string_agg(tgenabled::text, '|' ORDER BY tgrelid::regclass::text) FROM pg_trigger
+      WHERE tgname = 'gemmaclf_watch' AND tgrelid IN ('parts_1'::regclass, 'parts_2'::regclass)"
+
 # ---- a bad row ----
 q -c "SELECT watched_table('picky');
       ALTER TABLE picky ADD CONSTRAINT no_poison CHECK (label IS NULL OR body <> 'poison');
@@ -257,6 +272,8 @@ t "a text column of the wrong type is refused by the column checker" fails_with 
     q -c "SELECT gemmaclf_watch('dev', 'id', 'body')"
 t "a label column too short for the labels is refused" fails_with "too short for the label" \
     q -c "CREATE TABLE narrow (body text, label varchar(4)); SELECT gemmaclf_watch('narrow', 'body', 'label')"
+t "a temporary table cannot be watched" fails_with "is a temporary table" \
+    q -c "CREATE TEMP TABLE tmp (body text, label text); SELECT gemmaclf_watch('tmp', 'body', 'label')"
 t "a view cannot be watched" fails_with "is not a table" \
     q -c "CREATE VIEW dev_view AS SELECT * FROM dev; SELECT gemmaclf_watch('dev_view', 'body', 'body')"
 

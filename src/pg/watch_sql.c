@@ -75,6 +75,11 @@ static void check_table(Oid relid, const char *caller)
         ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
                         errmsg("%s: \"%s\" is not a table", caller,
                                get_rel_name(relid) ? get_rel_name(relid) : "?")));
+    if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("%s: \"%s\" is a temporary table", caller, get_rel_name(relid)),
+                        errdetail("The background workers cannot see other sessions' temporary "
+                                  "tables.")));
 }
 
 /* UPDATE on the column att: on the table, or on the column itself (pg_attribute_aclcheck sees
