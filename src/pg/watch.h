@@ -37,6 +37,7 @@ typedef struct gcpg_watch_counters {
     TimestampTz pending_since;    /* 0: nothing known to wait; see docs/watch.md (lag) */
     TimestampTz last_commit_at;   /* last commit that left rows of it to label */
     TimestampTz last_batch_at;
+    TimestampTz first_batch_at;   /* when the rate average started */
     TimestampTz last_error_at;    /* 0: none */
     TimestampTz pruned_at;        /* stale failed rows last removed */
     char last_error[GCPG_WATCH_ERROR_LEN];

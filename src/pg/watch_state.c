@@ -124,14 +124,18 @@ static gcpg_watch_counters *counters(Oid relid, bool create)
     return free_slot;
 }
 
+/* The average decayed to now. In the first time constants after the counters started it is
+ * divided by the weight the average has had time to gather (as Adam corrects its moments), so
+ * that a steady rate reads as itself from the first seconds, not as a slow climb from 0. */
 static double decayed_rate(const gcpg_watch_counters *c, TimestampTz now)
 {
-    double dt;
+    double dt, age;
 
     if (c->last_batch_at == 0)
         return 0;
-    dt = (double)(now - c->last_batch_at) / USECS_PER_SEC;
-    return dt <= 0 ? c->rate : c->rate * exp(-dt / GCPG_WATCH_RATE_TAU_S);
+    dt = Max((double)(now - c->last_batch_at) / USECS_PER_SEC, 0);
+    age = Max((double)(now - c->first_batch_at) / USECS_PER_SEC, 1.0);
+    return c->rate * exp(-dt / GCPG_WATCH_RATE_TAU_S) / (1 - exp(-age / GCPG_WATCH_RATE_TAU_S));
 }
 
 /* Runs at COMMIT (watch_wake.c): must not fail, so it only takes the lock and writes. Only
@@ -171,6 +175,8 @@ void gcpg_watch_note_batch(Oid relid, int labelled, int failed, bool drained,
 
         c->rate = (dt > 0 ? c->rate * exp(-dt / GCPG_WATCH_RATE_TAU_S) : c->rate) +
                   labelled / GCPG_WATCH_RATE_TAU_S;
+        if (c->last_batch_at == 0)
+            c->first_batch_at = now;
         c->last_batch_at = now;
         c->labelled += labelled;
         c->failed += failed;
