@@ -284,8 +284,10 @@ Datum gemmaclf_watch_stats(PG_FUNCTION_ARGS)
         const gcpg_watch_counters *c = &cs[i];
         Datum v[8];
         bool nulls[8] = {false};
+        bool missing = false;
 
-        if (pg_class_aclcheck(c->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        if (pg_class_aclcheck_ext(c->relid, GetUserId(), ACL_SELECT, &missing) != ACLCHECK_OK ||
+            missing)
             continue;
         v[0] = ObjectIdGetDatum(c->relid);
         v[1] = Int64GetDatum(c->labelled);
