@@ -169,6 +169,14 @@ t "4 clients x 100 single-row INSERTs: all labelled" drained stream
 t "stream: 400 rows, labels equal classify_hate(body), each written once" right stream
 t "stream: 400 rows arrived" eq 400 "SELECT count(*) FROM stream"
 
+# ---- the procedure on a watched table ----
+q -c "SELECT watched_table('sharing'); INSERT INTO sharing (id, body) SELECT id, body FROM dev WHERE id <= 300;
+      SELECT gemmaclf_watch('sharing', 'body', 'label')" >/dev/null
+t "CALL gemmaclf_classify_table on a watched table runs beside the workers (SKIP LOCKED)" \
+    q -c "SET client_min_messages = warning" -c "CALL gemmaclf_classify_table('sharing', 'body', 'label', 16)"
+t "... every row labelled" drained sharing
+t "... once, with classify_hate's label" right sharing
+
 # ---- text changes ----
 t "UPDATE of the text NULLs label and scores in the same statement" eq "t" \
     "UPDATE stream SET body = 'Sali' WHERE id = 1001 RETURNING label IS NULL AND scores IS NULL"
