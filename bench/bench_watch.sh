@@ -87,9 +87,14 @@ done
 q -c "CREATE TRIGGER flag BEFORE INSERT OR UPDATE OF body ON ins_trigger FOR EACH ROW
       EXECUTE FUNCTION gemmaclf_flag_hate('body', 'label');
       SELECT gemmaclf_watch('ins_watched', 'body', 'label')" >/dev/null
-for t in plain trigger watched; do
+for t in plain trigger watched; do   # scripts, and a warm-up run each (connections, caches)
     printf '\\set k random(1, %d)\nINSERT INTO ins_%s (body) SELECT body FROM dev WHERE id = :k;\n' \
         "$N" "$t" >"$dir/ins_$t.sql"
+    "$BIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -t 5 -f "$dir/ins_$t.sql" >/dev/null 2>&1
+done
+q -c "DO \$\$ BEGIN WHILE EXISTS (SELECT FROM ins_watched WHERE label IS NULL) LOOP
+      PERFORM pg_sleep(0.01); END LOOP; END \$\$" >/dev/null
+for t in plain trigger watched; do
     (cd "$dir" && "$BIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -t "$per_client" \
         -f "$dir/ins_$t.sql" --log --log-prefix="$dir/lat_$t" >/dev/null 2>&1)
     cat "$dir"/lat_"$t".* | awk '{ print $3 / 1000 }' | sort -n | awk -v t="$t" '
