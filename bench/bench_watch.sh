@@ -158,12 +158,18 @@ SELECT gemmaclf_watch('stream', 'body', 'label');
 SQL
 printf '\\set k random(1, %d)\nINSERT INTO stream (body) SELECT body FROM dev WHERE id = :k;\n' "$N" \
     >"$dir/stream.sql"
+pids=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'gemmaclf watch'")
+c0=$(cpu_ms $pids)
 (cd "$dir" && "$BIN/pgbench" -n -c 4 -j 4 -R "$RATE" -T "$SECONDS_" -f "$dir/stream.sql" >/dev/null 2>&1)
 status=$(q -F ' ' -c "SELECT pending, rows_per_s, lag FROM gemmaclf_watch_status WHERE rel = 'stream'::regclass")
 q -c "DO \$\$ BEGIN WHILE EXISTS (SELECT FROM stream WHERE label IS NULL) LOOP
       PERFORM pg_sleep(0.01); END LOOP; END \$\$" >/dev/null
+cpu=$(( $(cpu_ms $pids) - c0 ))
 q -F ' ' -c "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
              FROM (SELECT extract(epoch FROM labelled_at - inserted_at) * 1000 AS ms FROM stream) s" |
     awk '{ printf "  %d rows   p50 %7.1f ms   p99 %7.1f ms   max %7.1f ms\n", $1, $2, $3, $4 }'
 echo "  status view at the end of the stream (pending, rows/s, lag): $status"
+awk -v cpu="$cpu" -v n="$(q -c "SELECT count(*) FROM stream")" 'BEGIN {
+    printf "  workers CPU: %.2f s for %d rows = %.2f ms per row (small batches: wake-ups, claims, commits)\n", cpu / 1000, n, cpu / n }'
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

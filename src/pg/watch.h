@@ -86,8 +86,9 @@ typedef struct gcpg_watch_entry {
 } gcpg_watch_entry;
 
 /* The schema gemmaclf is installed in (quoted), or NULL when it is not installed or its
- * version has no watch tables. Needs a transaction and SPI. */
-const char *gcpg_watch_schema(void);
+ * version has no watch tables; with the registry's owner in *registry_owner (if not NULL).
+ * Needs a transaction and SPI. */
+const char *gcpg_watch_schema(Oid *registry_owner);
 /* The registry rows (SPI, in the current memory context). */
 gcpg_watch_entry *gcpg_watch_entries(const char *schema, int *n);
 /* Whether the watch of e is still registered (unwatched or replaced meanwhile: false). */
@@ -119,8 +120,14 @@ typedef enum gcpg_batch_outcome {
     GCPG_BATCH_GONE     /* the watch ended (unwatched, or stopped here with a LOG) */
 } gcpg_batch_outcome;
 
+/* Where the registry is, as a worker read it at the start of its round. */
+typedef struct gcpg_watch_registry {
+    const char *schema;  /* quoted */
+    Oid owner;
+} gcpg_watch_registry;
+
 /* Labels one batch of e's table in a transaction of its own. ERROR: the batch is rolled
  * back (the caller aborts the transaction and records the error). */
-gcpg_batch_outcome gcpg_watch_batch(const gcpg_watch_entry *e);
+gcpg_batch_outcome gcpg_watch_batch(const gcpg_watch_registry *reg, const gcpg_watch_entry *e);
 
 #endif

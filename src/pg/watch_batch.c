@@ -364,9 +364,10 @@ static void name_columns(batch *b)
     b->sco = e->scores_col ? quote_identifier(e->scores_col) : NULL;
 }
 
-gcpg_batch_outcome gcpg_watch_batch(const gcpg_watch_entry *e)
+gcpg_batch_outcome gcpg_watch_batch(const gcpg_watch_registry *reg, const gcpg_watch_entry *e)
 {
-    batch b = {.e = e, .limit = gemmaclf_batch_size};
+    batch b = {.e = e, .schema = reg->schema, .registry_owner = reg->owner,
+               .limit = gemmaclf_batch_size};
     gcpg_batch_outcome out = GCPG_BATCH_GONE;
     TimestampTz started;
     const char *why;
@@ -378,14 +379,12 @@ gcpg_batch_outcome gcpg_watch_batch(const gcpg_watch_entry *e)
     started = GetCurrentTimestamp();
     /* An active snapshot for the whole batch: texts are detoasted outside SPI's queries. */
     PushActiveSnapshot(GetTransactionSnapshot());
-    b.schema = gcpg_watch_schema();
-    if (b.schema && gcpg_watch_still_registered(b.schema, e)) {
+    if (gcpg_watch_still_registered(b.schema, e)) {
         why = watch_broken(e);
         if (why) {
             stop_watch(&b, why);
         } else {
             name_columns(&b);
-            b.registry_owner = gcpg_watch_registry_owner(b.schema);
             gcpg_as_role(e->runs_as, claim_and_label, &b);
             out = b.n < b.limit ? GCPG_BATCH_DRAINED : GCPG_BATCH_FULL;
             /* Failures of rows that changed since (and were labelled) are of no use. */

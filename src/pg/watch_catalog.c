@@ -57,10 +57,16 @@ static Datum binary_field(int row, int col, bool *isnull)
     "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = '" \
     GCPG_WATCH_REGISTRY "' AND c.relkind = 'r' WHERE e.extname = 'gemmaclf'"
 
-const char *gcpg_watch_schema(void)
+const char *gcpg_watch_schema(Oid *registry_owner)
 {
+    bool isnull;
+
     run(REGISTRY_QUERY, 0, NULL, NULL, SPI_OK_SELECT);
-    return SPI_processed == 1 ? text_field(0, 1) : NULL;
+    if (SPI_processed != 1)
+        return NULL;
+    if (registry_owner)
+        *registry_owner = DatumGetObjectId(binary_field(0, 2, &isnull));
+    return text_field(0, 1);
 }
 
 gcpg_watch_entry *gcpg_watch_entries(const char *schema, int *n)

@@ -58,7 +58,7 @@ static void check_available(const char *caller)
 
 static const char *schema_or_error(void)
 {
-    const char *schema = gcpg_watch_schema();
+    const char *schema = gcpg_watch_schema(NULL);
 
     if (!schema)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -397,7 +397,7 @@ Datum gemmaclf_watch_on_drop(PG_FUNCTION_ARGS)
                         errmsg("gemmaclf_watch_on_drop: not called by the event trigger "
                                "manager")));
     SPI_connect();
-    schema = gcpg_watch_schema(); /* NULL while gemmaclf itself is dropped */
+    schema = gcpg_watch_schema(NULL); /* NULL while gemmaclf itself is dropped */
     if (!schema) {
         SPI_finish();
         PG_RETURN_VOID();

@@ -65,11 +65,10 @@ static table_pause *pause_of(Oid relid, bool create)
 
 /* The registry, read in a transaction of its own; NULL when gemmaclf is not installed in
  * this database (or at a version without watches). */
-static gcpg_watch_entry *read_registry(int *n)
+static gcpg_watch_entry *read_registry(gcpg_watch_registry *reg, int *n)
 {
     MemoryContext cx = CurrentMemoryContext; /* the entries live here, past the commit */
     gcpg_watch_entry *es = NULL;
-    const char *schema;
 
     *n = 0;
     SetCurrentStatementStartTimestamp();
@@ -78,9 +77,9 @@ static gcpg_watch_entry *read_registry(int *n)
     SPI_connect();
     PushActiveSnapshot(GetTransactionSnapshot());
     pgstat_report_activity(STATE_RUNNING, "gemmaclf watch: reading the watched tables");
-    schema = gcpg_watch_schema();
-    if (schema)
-        es = gcpg_watch_entries(schema, n);
+    reg->schema = gcpg_watch_schema(&reg->owner);
+    if (reg->schema)
+        es = gcpg_watch_entries(reg->schema, n);
     PopActiveSnapshot();
     SPI_finish();
     CommitTransactionCommand();
@@ -91,7 +90,8 @@ static gcpg_watch_entry *read_registry(int *n)
 
 /* One batch of e's table; a failure is logged, shown as the table's last error, and pauses
  * the table. Returns whether more rows may be waiting. */
-static bool run_batch(const gcpg_watch_entry *e, MemoryContext loop_cx)
+static bool run_batch(const gcpg_watch_registry *reg, const gcpg_watch_entry *e,
+                      MemoryContext loop_cx)
 {
     table_pause *p = pause_of(e->relid, false);
     gcpg_batch_outcome out = GCPG_BATCH_GONE;
@@ -100,7 +100,7 @@ static bool run_batch(const gcpg_watch_entry *e, MemoryContext loop_cx)
         return false;
     PG_TRY();
     {
-        out = gcpg_watch_batch(e);
+        out = gcpg_watch_batch(reg, e);
         if (p)
             p->relid = InvalidOid;
     }
@@ -169,16 +169,17 @@ void gemmaclf_watch_worker_main(Datum arg)
             ProcessConfigFile(PGC_SIGHUP);
         }
         while (more) {
+            gcpg_watch_registry reg;
             gcpg_watch_entry *es;
             int n;
 
             more = false;
             MemoryContextSwitchTo(loop_cx);
-            es = read_registry(&n);
+            es = read_registry(&reg, &n);
             MemoryContextSwitchTo(loop_cx);
             for (int i = 0; i < n; i++) {
                 CHECK_FOR_INTERRUPTS();
-                more |= run_batch(&es[i], loop_cx);
+                more |= run_batch(&reg, &es[i], loop_cx);
             }
             MemoryContextReset(loop_cx);
         }
