@@ -7,14 +7,17 @@
 #      workers label meanwhile, on the same cores);
 #   2. rows/s labelling a backlog of the 2,097 dev comments: gemmaclf.workers background
 #      workers (from gemmaclf_watch() until no row waits) next to classify_hate(text[]) over
-#      the same comments in one backend, alternately, twice each;
+#      the same comments in one backend, alternately, BENCH_RUNS (3) times each: wall rows/s
+#      and rows per CPU-second of the working processes (the fair measure on a shared machine),
+#      and the medians;
 #   3. the time from INSERT to label (p50, p99) under a steady stream of BENCH_RATE single-row
 #      INSERTs per second for BENCH_SECONDS seconds (pgbench --rate), from the row's
 #      clock_timestamp() at INSERT to that of the worker's UPDATE that labels it.
 #
 #   bench/bench_watch.sh [MODEL_DIR]     (default: the bundled model, installed by make install)
 # Env: PG_CONFIG (default pg_config), GC_BENCH_PORT (default 55411), BENCH_WORKERS (1),
-#      BENCH_CLIENTS (8), BENCH_INSERTS (1000), BENCH_RATE (100), BENCH_SECONDS (20).
+#      BENCH_CLIENTS (8), BENCH_INSERTS (1000), BENCH_RUNS (3), BENCH_RATE (50),
+#      BENCH_SECONDS (30).
 # Builds and installs first (for PostgreSQL 15 hold /tmp/gemmaclf-pg15.lock on a shared
 # machine). fsync = off: the numbers are the CPU's, not the disk's. gemmaclf.threads = 1.
 set -eu
@@ -27,8 +30,8 @@ MODEL=${1:-}
 WORKERS=${BENCH_WORKERS:-1}
 CLIENTS=${BENCH_CLIENTS:-8}
 INSERTS=${BENCH_INSERTS:-1000}
-RATE=${BENCH_RATE:-100}
-SECONDS_=${BENCH_SECONDS:-20}
+RATE=${BENCH_RATE:-50}
+SECONDS_=${BENCH_SECONDS:-30}
 DEV=$(cd "${GC_SHARED:-../shared}/data/indo-hatespeech" && pwd)/dev.jsonl
 
 make -s -j2 all PG_CONFIG="$PG_CONFIG" >/dev/null
@@ -112,13 +115,17 @@ echo "  (watched: every row labelled afterwards: $(q -c "SELECT count(*) FILTER 
 echo
 echo "== 2. labelling a backlog of $N dev comments: workers vs classify_hate(text[]), alternately"
 cpu_ms() { for p in "$@"; do awk '{ print ($14 + $15) * 10 }' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s + 0 }'; }
-report() { # WHAT MS CPU_MS
-    awk -v n="$N" -v ms="$2" -v cpu="$3" -v w="$1" 'BEGIN {
-        printf "  %-42s %7.1f rows/s wall (%.2f s), %7.1f rows per CPU-second\n", w, n / (ms / 1000),
-               ms / 1000, (cpu > 0 ? n / (cpu / 1000) : 0) }'
+report() { # LABEL MS CPU_MS FILE: prints a line; appends "wall_rows_per_s cpu_rows_per_s" to $dir/FILE
+    awk -v n="$N" -v ms="$2" -v cpu="$3" -v w="$1" -v run="$run" 'BEGIN {
+        printf "  run %d  %-36s %7.1f rows/s wall (%.2f s), %7.1f rows per CPU-second\n", run, w,
+               n / (ms / 1000), ms / 1000, (cpu > 0 ? n / (cpu / 1000) : 0) }'
+    awk -v n="$N" -v ms="$2" -v cpu="$3" 'BEGIN { print n / (ms / 1000), (cpu > 0 ? n / (cpu / 1000) : 0) }' \
+        >>"$dir/$4"
 }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 q -c "CREATE TABLE backlog AS SELECT id, body, NULL::text AS label FROM dev" >/dev/null
-for run in 1 2; do
+RUNS=${BENCH_RUNS:-3}
+for run in $(seq 1 "$RUNS"); do
     cat >"$dir/array.sql" <<SQL
 SELECT pg_backend_pid() AS bpid \gset
 \setenv BPID :bpid
@@ -129,7 +136,7 @@ SELECT count(*) FROM unnest((SELECT classify_hate(array_agg(body)) FROM dev));
 \! awk '{ print (\$14 + \$15) * 10 }' /proc/\$BPID/stat > $dir/cpu1
 SQL
     ms=$("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -f "$dir/array.sql" 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
-    report "run $run  classify_hate(text[]), one backend:" "$ms" $(( $(cat "$dir/cpu1") - $(cat "$dir/cpu0") ))
+    report "classify_hate(text[]), one backend:" "$ms" $(( $(cat "$dir/cpu1") - $(cat "$dir/cpu0") )) array
     q -c "VACUUM backlog" >/dev/null
     pids=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'gemmaclf watch'")
     c0=$(cpu_ms $pids)
@@ -138,9 +145,14 @@ SELECT gemmaclf_watch('backlog', 'body', 'label');
 DO $$ BEGIN WHILE EXISTS (SELECT FROM backlog WHERE label IS NULL) LOOP PERFORM pg_sleep(0.005); END LOOP; END $$;
 SQL
 )
-    report "run $run  background workers ($WORKERS):" "$ms" $(( $(cpu_ms $pids) - c0 ))
+    report "background workers ($WORKERS):" "$ms" $(( $(cpu_ms $pids) - c0 )) workers
     q -c "SELECT gemmaclf_unwatch('backlog'); UPDATE backlog SET label = NULL" >/dev/null
 done
+aw=$(cut -d' ' -f1 "$dir/array" | median); ac=$(cut -d' ' -f2 "$dir/array" | median)
+ww=$(cut -d' ' -f1 "$dir/workers" | median); wc_=$(cut -d' ' -f2 "$dir/workers" | median)
+awk -v aw="$aw" -v ac="$ac" -v ww="$ww" -v wc="$wc_" -v r="$RUNS" 'BEGIN {
+    printf "  median of %d: classify_hate(text[]) %.1f rows/s wall, %.1f per CPU-second; workers %.1f rows/s wall, %.1f per CPU-second\n", r, aw, ac, ww, wc
+    printf "  workers / classify_hate(text[]): %.0f %% per CPU-second, %.0f %% wall\n", 100 * wc / ac, 100 * ww / aw }'
 
 # ---- 3. INSERT -> label under a steady stream ----
 echo
