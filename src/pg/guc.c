@@ -19,6 +19,47 @@ static const struct config_enum_entry device_options[] = {
     {"cuda", GC_DEVICE_CUDA, false},
     {NULL, 0, false}};
 
+/* ---- inference worker (issue 12) ---- */
+int gemmaclf_inference_worker = GCPG_INFERENCE_WORKER_AUTO;
+int gemmaclf_inference_slots = 0;
+double gemmaclf_batch_wait = GCPG_DEFAULT_BATCH_WAIT_MS;
+bool gemmaclf_use_inference_worker = true;
+
+static const struct config_enum_entry inference_worker_options[] = {
+    {"auto", GCPG_INFERENCE_WORKER_AUTO, false},
+    {"on", GCPG_INFERENCE_WORKER_ON, false},
+    {"off", GCPG_INFERENCE_WORKER_OFF, false},
+    {NULL, 0, false}};
+
+static void gcpg_guc_init_inference(void)
+{
+    DefineCustomEnumVariable(
+        "gemmaclf.inference_worker",
+        "One background worker classifies for every backend: auto, on or off.",
+        "Needs shared_preload_libraries = 'gemmaclf'. auto: only when a GPU is usable; on: also "
+        "on the CPU.",
+        &gemmaclf_inference_worker, GCPG_INFERENCE_WORKER_AUTO, inference_worker_options,
+        PGC_POSTMASTER, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("gemmaclf.inference_slots",
+                            "Request slots of the inference worker (0: max backends).",
+                            "One per backend classifying at once; each takes about 131 kB of "
+                            "shared memory.",
+                            &gemmaclf_inference_slots, 0, 0, 65536, PGC_POSTMASTER, 0, NULL,
+                            NULL, NULL);
+    DefineCustomRealVariable("gemmaclf.batch_wait",
+                             "How long the inference worker waits for more requests before a "
+                             "forward pass that is short of gemmaclf.batch_size texts.",
+                             "Rounded up to whole milliseconds; 0: run what is queued at once.",
+                             &gemmaclf_batch_wait, GCPG_DEFAULT_BATCH_WAIT_MS, 0, 1000,
+                             PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+    DefineCustomBoolVariable("gemmaclf.use_inference_worker",
+                             "Send this session's classifications to the inference worker when "
+                             "it serves the session's model.",
+                             "off: classify in this backend (same labels; scores within 1e-5).",
+                             &gemmaclf_use_inference_worker, true, PGC_USERSET, 0, NULL, NULL,
+                             NULL);
+}
+
 void gcpg_guc_init(void)
 {
     DefineCustomStringVariable(
@@ -43,5 +84,6 @@ void gcpg_guc_init(void)
     DefineCustomIntVariable("gemmaclf.batch_size", "Texts per forward pass in batched calls.",
                             NULL, &gemmaclf_batch_size, GC_DEFAULT_BATCH_SIZE, 1, 4096,
                             PGC_USERSET, 0, NULL, NULL, NULL);
+    gcpg_guc_init_inference();
     MarkGUCPrefixReserved("gemmaclf");
 }

@@ -12,4 +12,5 @@ void _PG_init(void)
 {
     gcpg_guc_init();
     gcpg_session_preload();
+    gcpg_inference_init();
 }
