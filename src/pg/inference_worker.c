@@ -212,10 +212,10 @@ static void load(void)
  * batch has room; one forward pass holds one max_input_tokens value. */
 static void take(void)
 {
-    int n = gcpg_infer->n_slots;
+    int n = gcpg_infer->n_slots, start = next_scan;
 
     for (int k = 0; k < n && cur.texts < gemmaclf_batch_size; k++) {
-        int i = (next_scan + k) % n;
+        int i = (start + k) % n;
         gcpg_infer_slot *s = gcpg_infer_slot_at(i);
         uint32 expected = SLOT_SUBMITTED;
 
