@@ -46,7 +46,7 @@ wait_for() {
 status() { q -c "SELECT $1 FROM gemmaclf_inference_status"; }
 # bg NAME SETTINGS SQL: a session in the background (application_name NAME), output in $T/NAME
 bg() {
-    PGAPPNAME=$1 PGOPTIONS=$2 timeout 300 psql -X -At -c "$3" >"$T/$1" 2>&1 &
+    PGAPPNAME=$1 PGOPTIONS=$2 timeout 300 psql -X -q -At -c "$3" >"$T/$1" 2>&1 &
     BGPID=$!
 }
 backend_pid() { q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'"; }
@@ -211,7 +211,7 @@ if [ "$(status state)" = ready ]; then
 else
     out=$(psql -X -c "SELECT classify_hate('Sali')" 2>&1)
     result "the worker cannot start its session (device = cuda, no GPU): a clear ERROR with HINT" \
-        "$(echo "$out" | grep -q 'ERROR:  the gemmaclf inference worker could not load its model' &&
+        "$(echo "$out" | grep -q 'ERROR:  the gemmaclf inference worker could not start: ' &&
            echo "$out" | grep -q 'HINT:  .*gemmaclf.use_inference_worker = off'; echo $?)" \
         "$(echo "$out" | tr '\n' ' ')"
 fi

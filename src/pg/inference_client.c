@@ -250,7 +250,7 @@ bool gcpg_inference_classify(gcpg_model *m, int n, const char *const *texts, con
         return false;
     case ROUTE_WORKER_FAILED:
         ereport(ERROR, (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-                        errmsg("the gemmaclf inference worker could not load its model: %s",
+                        errmsg("the gemmaclf inference worker could not start: %s",
                                error),
                         errhint("%s %s", hint[0] ? hint : "", WORKER_HINT)));
     case ROUTE_WORKER:
