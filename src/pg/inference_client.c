@@ -240,8 +240,8 @@ bool gcpg_inference_classify(gcpg_model *m, int n, const char *const *texts, con
     int n_labels = gc_classifier_n_labels(gcpg_classifier(m));
     /* the core's own cut (classifier.h), applied here so that a text fits a slot */
     size_t cut = Max((size_t)4096, (size_t)64 * gemmaclf_max_input_tokens);
-    const char **cut_texts = palloc(sizeof(char *) * n);
-    size_t *cut_lens = palloc(sizeof(size_t) * n);
+    const char **cut_texts;
+    size_t *cut_lens;
     int i = 0;
 
     *cpu_only = false;
@@ -256,6 +256,8 @@ bool gcpg_inference_classify(gcpg_model *m, int n, const char *const *texts, con
     case ROUTE_WORKER:
         break;
     }
+    cut_texts = palloc(sizeof(char *) * n);
+    cut_lens = palloc(sizeof(size_t) * n);
     for (int t = 0; t < n; t++) {
         char *owned;
         gc_err e = {0};
