@@ -5,6 +5,7 @@
  * that only change speed (device, threads, batch_size) are for everyone. */
 #include "gemmaclf_pg.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 char *gemmaclf_model_path = NULL;
@@ -31,7 +32,10 @@ static const struct config_enum_entry inference_worker_options[] = {
     {"off", GCPG_INFERENCE_WORKER_OFF, false},
     {NULL, 0, false}};
 
-static void gcpg_guc_init_inference(void)
+/* The worker's server settings exist only when the postmaster loads the library: PostgreSQL
+ * refuses to create a PGC_POSTMASTER setting later (a backend loading gemmaclf on first use
+ * would fail), and without shared_preload_libraries there is no worker. */
+static void gcpg_guc_init_inference_server(void)
 {
     DefineCustomEnumVariable(
         "gemmaclf.inference_worker",
@@ -46,6 +50,12 @@ static void gcpg_guc_init_inference(void)
                             "shared memory.",
                             &gemmaclf_inference_slots, 0, 0, 65536, PGC_POSTMASTER, 0, NULL,
                             NULL, NULL);
+}
+
+static void gcpg_guc_init_inference(void)
+{
+    if (process_shared_preload_libraries_in_progress)
+        gcpg_guc_init_inference_server();
     DefineCustomRealVariable("gemmaclf.batch_wait",
                              "How long the inference worker waits for more requests before a "
                              "forward pass that is short of gemmaclf.batch_size texts.",
