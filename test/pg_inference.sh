@@ -54,7 +54,7 @@ backend_pid() { q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 
 q -q -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS gemmaclf" || exit 1
 
 # ---- 1. the worker
-wait_for "SELECT state = 'ready' FROM gemmaclf_inference_status" 300
+wait_for "SELECT state = 'ready' FROM gemmaclf_inference_status"
 n=$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'gemmaclf inference%'")
 st=$(status "state || ' ' || device || ' ' || (pid IS NOT NULL)")
 result "one worker in pg_stat_activity (backend_type gemmaclf inference), ready on the cpu" \
@@ -227,7 +227,7 @@ bg killed "" "SELECT classify_hate('Sali')"
 wait_for "SELECT in_progress = 1 FROM gemmaclf_inference_status"
 kill -9 "$w0"
 wait
-wait_for "SELECT state = 'ready' FROM gemmaclf_inference_status" 300
+wait_for "SELECT state = 'ready' FROM gemmaclf_inference_status"
 w1=$(status pid)
 after=$(q -c "SELECT classify_hate('Sali')" -c "SELECT gemmaclf_model_info()->>'served_by'" | tr '\n' ' ')
 result "kill -9 of the worker: the waiting backend gets an error, not a hang" \
