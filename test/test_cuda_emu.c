@@ -46,16 +46,18 @@ static double rel_err(const float *a, const float *b, int rows, int cols, int *s
     return worst / big;
 }
 
-static gc_ctx *ctx(const gc_model *m, gc_device d)
+static gc_ctx *ctx_prec(const gc_model *m, gc_device d, int precision)
 {
     gc_err e = {0};
     gc_ctx *c = NULL;
-    gc_ctx_opts o = {.device = d};
+    gc_ctx_opts o = {.device = d, .cuda_precision = precision};
     CHECK(gc_ctx_new(m, &o, &c, &e) == GC_OK, "ctx (device %d): %s", (int)d, e.msg);
     CHECK(!c || gc_ctx_device(c) == (d == GC_DEVICE_CUDA ? GC_DEVICE_CUDA : GC_DEVICE_CPU),
           "device chosen");
     return c;
 }
+
+static gc_ctx *ctx(const gc_model *m, gc_device d) { return ctx_prec(m, d, GC_CUDA_F32); }
 
 /* Every position of N_SEQ packed sequences, whole vocabulary. The plugin's logits are returned
  * in *keep (malloc'ed) when keep is not NULL. */
@@ -95,9 +97,9 @@ static void reduced_precision(const char *fx, const char *prec, double tol, cons
 {
     char name[128];
     snprintf(name, sizeof name, "%s %s", fx, prec);
-    setenv(GC_CUDA_PRECISION_ENV, prec, 1);
-    gc_ctx *g = ctx(m, GC_DEVICE_CUDA);
-    unsetenv(GC_CUDA_PRECISION_ENV);
+    int pv = GC_CUDA_F32;
+    CHECK(gc_cuda_precision_parse(prec, &pv) == 0, "precision name %s", prec);
+    gc_ctx *g = ctx_prec(m, GC_DEVICE_CUDA, pv);
     float *got = NULL;
     if (g)
         all_positions(name, cpu, g, vocab, tol, 0, &got);
