@@ -78,6 +78,21 @@ static int device_check(int device, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether m's device already hit a sticky error in this process (through any context). */
+static int known_broken(gcu_model *m, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&broken_lock);
+    if (m->device < MAX_DEVICES && broken_msg[m->device][0]) {
+        m->broken = 1;
+        gcu_fail(err, errlen, "CUDA device %d hit a fatal error earlier in this process: %s",
+                 m->device, broken_msg[m->device]);
+    } else if (m->broken) {
+        gcu_fail(err, errlen, "the CUDA context hit a fatal error earlier");
+    }
+    pthread_mutex_unlock(&broken_lock);
+    return m->broken;
+}
+
 /* After a failed call: is the context broken for good? Sticky errors (a kernel fault, an
  * illegal address, an Xid) are not cleared by cudaGetLastError and make every later call fail,
  * so clearing once and synchronising the device tells them from ordinary errors. */
@@ -201,8 +216,8 @@ static int prefix_new(void *dmodel, const int32_t *ids, int n, void **out, char 
     *out = NULL;
     if (!m)
         return gcu_fail(err, errlen, "prefix_new: no device model");
-    if (m->broken)
-        return gcu_fail(err, errlen, "the CUDA context hit a fatal error earlier"), GC_CUDA_BROKEN;
+    if (known_broken(m, err, errlen))
+        return GC_CUDA_BROKEN;
     if (gcu_prefix_new(m, ids, n, &p, err, errlen))
         return sticky_error(m, err, errlen) ? GC_CUDA_BROKEN : -1;
     *out = p;
@@ -216,8 +231,8 @@ static int forward(void *dmodel, const void *dprefix, gc_batch *b, char *err, si
     gcu_model *m = (gcu_model *)dmodel;
     if (!m || !b)
         return gcu_fail(err, errlen, "forward: no device model or batch");
-    if (m->broken)
-        return gcu_fail(err, errlen, "the CUDA context hit a fatal error earlier"), GC_CUDA_BROKEN;
+    if (known_broken(m, err, errlen))
+        return GC_CUDA_BROKEN;
     if (gcu_forward(m, (const gcu_prefix *)dprefix, b, err, errlen))
         return sticky_error(m, err, errlen) ? GC_CUDA_BROKEN : -1;
     return 0;
