@@ -33,6 +33,10 @@ extern int gemmaclf_device;
 extern int gemmaclf_threads;
 extern int gemmaclf_max_input_tokens;
 extern int gemmaclf_batch_size;
+/* CUDA device and precision (guc.c, issue 12 part 5) */
+extern int gemmaclf_cuda_device;
+extern int gemmaclf_cuda_precision;
+void gcpg_guc_cuda_init(void);
 void gcpg_guc_init(void);
 
 /* ---- model_dir.c ---- */
