@@ -77,16 +77,6 @@ static unsigned rng_next(unsigned n)
     return (unsigned)(rng_state % n);
 }
 
-static void shuffle(std::vector<unsigned> &order)
-{
-    for (size_t i = order.size(); i > 1; i--) {
-        unsigned j = rng_next((unsigned)i);
-        unsigned t = order[i - 1];
-        order[i - 1] = order[j];
-        order[j] = t;
-    }
-}
-
 /* GCU_EMU_FAULT_AFTER=N: the N-th launch after the variable was last (re)set faults. */
 static char fault_seen[32] = "";
 static long fault_countdown = -1;
@@ -144,45 +134,55 @@ float __shfl_xor_sync(unsigned mask, float v, int lane_mask)
     return fibers[cur].shfl_out;
 }
 
-/* Releases barriers whose participants have all arrived (threads that finished the block do
- * not take part, as on the hardware); 0 when none could be released. */
-static int release(int n)
+/* Releases warp w's shuffle when all its live lanes have arrived (threads that finished the
+ * block do not take part, as on the hardware); the released lanes go to `out`. */
+static int release_warp(int w, int n, std::vector<unsigned> &out)
+{
+    int end = w + 32 < n ? w + 32 : n, lanes = 0, waiting = 0;
+    for (int i = w; i < end; i++) {
+        lanes += fibers[i].state != DONE;
+        waiting += fibers[i].state == AT_WARP_BARRIER;
+    }
+    if (!waiting || waiting != lanes)
+        return 0;
+    for (int i = w; i < end; i++) {
+        if (fibers[i].state != AT_WARP_BARRIER)
+            continue;
+        int src = w + ((i - w) ^ fibers[i].shfl_mask);
+        if (src >= end || fibers[src].state != AT_WARP_BARRIER) {
+            fprintf(stderr, "cuda-emu: shuffle from an inactive lane\n");
+            abort();
+        }
+        fibers[i].shfl_out = fibers[src].shfl_in;
+    }
+    for (int i = w; i < end; i++)
+        if (fibers[i].state == AT_WARP_BARRIER) {
+            fibers[i].state = RUNNABLE;
+            out.push_back((unsigned)i);
+        }
+    return 1;
+}
+
+/* Every barrier that can be released (warps first); 0 when none could be. */
+static int release(int n, std::vector<unsigned> &out)
 {
     int released = 0, live = 0, at_block = 0;
+    for (int w = 0; w < n; w += 32)
+        released |= release_warp(w, n, out);
+    if (released)
+        return 1;
     for (int i = 0; i < n; i++) {
         live += fibers[i].state != DONE;
         at_block += fibers[i].state == AT_BLOCK_BARRIER;
     }
-    for (int w = 0; w < n; w += 32) {
-        int end = w + 32 < n ? w + 32 : n, lanes = 0, waiting = 0;
-        for (int i = w; i < end; i++) {
-            lanes += fibers[i].state != DONE;
-            waiting += fibers[i].state == AT_WARP_BARRIER;
+    if (!at_block || at_block != live)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (fibers[i].state == AT_BLOCK_BARRIER) {
+            fibers[i].state = RUNNABLE;
+            out.push_back((unsigned)i);
         }
-        if (waiting && waiting == lanes) {
-            for (int i = w; i < end; i++) {
-                if (fibers[i].state != AT_WARP_BARRIER)
-                    continue;
-                int src = w + ((i - w) ^ fibers[i].shfl_mask);
-                if (src >= end || fibers[src].state != AT_WARP_BARRIER) {
-                    fprintf(stderr, "cuda-emu: shuffle from an inactive lane\n");
-                    abort();
-                }
-                fibers[i].shfl_out = fibers[src].shfl_in;
-            }
-            for (int i = w; i < end; i++)
-                if (fibers[i].state == AT_WARP_BARRIER)
-                    fibers[i].state = RUNNABLE;
-            released = 1;
-        }
-    }
-    if (!released && at_block && at_block == live) {
-        for (int i = 0; i < n; i++)
-            if (fibers[i].state == AT_BLOCK_BARRIER)
-                fibers[i].state = RUNNABLE;
-        released = 1;
-    }
-    return released;
+    return 1;
 }
 
 void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
@@ -218,32 +218,38 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
         f.started = 0;
     }
     rng_reseed();
-    std::vector<unsigned> order(n);
-    for (unsigned i = 0; i < n; i++)
-        order[i] = i;
+    std::vector<unsigned> runnable;
+    runnable.reserve(n);
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 blockIdx = {bx, by, bz};
                 poison_shared();
-                for (unsigned i = 0; i < n; i++)
+                runnable.clear();
+                for (unsigned i = 0; i < n; i++) {
                     fibers[i].state = RUNNABLE;
+                    runnable.push_back(i);
+                }
+                /* one random runnable thread at a time, each up to its next barrier; a warp
+                 * released from its shuffle goes on while other warps have not moved yet, as
+                 * warps do on the hardware */
                 for (;;) {
-                    int ran = 0, done = 0;
-                    shuffle(order);
-                    for (unsigned k = 0; k < n; k++) {
-                        unsigned i = order[k];
-                        if (fibers[i].state == RUNNABLE) {
-                            threadIdx = {i, 0, 0};
-                            resume((int)i);
-                            ran = 1;
-                        }
+                    while (!runnable.empty()) {
+                        unsigned k = rng_next((unsigned)runnable.size());
+                        unsigned i = runnable[k];
+                        runnable[k] = runnable.back();
+                        runnable.pop_back();
+                        threadIdx = {i, 0, 0};
+                        resume((int)i);
+                        if (fibers[i].state == AT_WARP_BARRIER || fibers[i].state == DONE)
+                            release_warp((int)(i & ~31u), (int)n, runnable);
                     }
+                    int done = 0;
                     for (unsigned i = 0; i < n; i++)
                         done += fibers[i].state == DONE;
                     if (done == (int)n)
                         break;
-                    if (!release((int)n) && !ran) {
+                    if (!release((int)n, runnable)) {
                         fprintf(stderr, "cuda-emu: deadlock in block (%u,%u,%u)\n", bx, by, bz);
                         abort();
                     }
