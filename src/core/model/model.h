@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "model/precision.h"
 
 #define GC_MAX_LAYERS 256
 
@@ -52,7 +53,9 @@ typedef struct gc_weights {
 } gc_weights;
 
 typedef struct gc_model_opts {
-    const char *cache_dir; /* where converted (non-F32) weights are cached; NULL = memory */
+    /* where converted weights are cached (F32 copies of BF16/F16 checkpoints, the bf16 / int8
+     * copies of gc_model_lowp); NULL = memory */
+    const char *cache_dir;
 } gc_model_opts;
 
 typedef struct gc_model gc_model; /* opaque: owns the mappings */
@@ -64,6 +67,13 @@ const gc_weights *gc_model_weights(const gc_model *m);
 const char *gc_model_dir(const gc_model *m);
 size_t gc_model_param_count(const gc_model *m);
 size_t gc_model_weight_bytes(const gc_model *m); /* bytes of F32 weights in use */
+
+/* The bf16 or int8 copy of the model's linear layers (lowp_weights.h), built on the first call
+ * for that precision (into cache_dir when the model was loaded with one) and owned by the
+ * model. Thread-safe. */
+typedef struct gc_lowp_weights gc_lowp_weights;
+gc_status gc_model_lowp(const gc_model *m, gc_precision p, const gc_lowp_weights **out,
+                        gc_err *e);
 
 /* Parse config.json text alone (used by gc_model_load and by tests). */
 gc_status gc_config_parse(const char *json, size_t len, gc_config *cfg, gc_err *e);
