@@ -4,13 +4,16 @@
  *
  *   bench_forward MODEL_DIR --ids FILE --rows A,B,C [--device cpu|cuda|auto] [--batch N]
  *                 [--prefix N] [--repeat R] [--limit N] [--threads N] [--out FILE]
+ *                 [--precision f32|bf16|int8]
  *
  * FILE holds one JSON array of token ids per line (whole prompts). --prefix N checks that all
  * prompts share their first N ids and computes those once (gc_prefix). --out writes one line
  * per prompt: the logits of the rows, space-separated (%.9g). The last line on stdout is a
  * JSON summary: prompts, tokens, seconds (forward calls only, after one warm-up batch),
- * prompts_per_s. The CUDA precision follows GEMMACLF_CUDA_PRECISION (f32|tf32|bf16). */
+ * prompts_per_s, precision (on the CPU: the one the engine ran, --precision unless the CPU
+ * lacks the instructions). The CUDA precision follows GEMMACLF_CUDA_PRECISION (f32|tf32|bf16). */
 #include <cJSON.h>
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +90,8 @@ static int parse_rows(const char *s, gc_ids *rows)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_forward MODEL_DIR --ids FILE --rows A,B,C [--device cpu|cuda|auto]"
-                    " [--batch N] [--prefix N] [--repeat R] [--limit N] [--threads N] [--out FILE]\n");
+                    " [--batch N] [--prefix N] [--repeat R] [--limit N] [--threads N] [--out FILE]"
+                    " [--precision f32|bf16|int8]\n");
 }
 
 int main(int argc, char **argv)
@@ -95,6 +99,7 @@ int main(int argc, char **argv)
     const char *dir = NULL, *ids_path = NULL, *out_path = NULL, *rows_arg = NULL;
     int batch = 64, prefix_n = 0, repeat = 1, limit = 0, threads = 0;
     gc_device dev = GC_DEVICE_AUTO;
+    gc_precision prec = GC_PRECISION_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--ids") && v)
@@ -113,6 +118,12 @@ int main(int argc, char **argv)
             limit = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v)
             threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--precision") && v) {
+            if (gc_precision_parse(argv[++i], &prec)) {
+                usage();
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--device") && v) {
             v = argv[++i];
             if (!strcmp(v, "cpu"))
@@ -161,11 +172,15 @@ int main(int argc, char **argv)
         return 1;
     }
     gc_ctx *ctx = NULL;
-    gc_ctx_opts co = {.threads = threads, .device = dev};
+    gc_ctx_opts co = {.threads = threads, .device = dev, .precision = prec};
     if (gc_ctx_new(m, &co, &ctx, &e)) {
         fprintf(stderr, "bench_forward: %s\n", e.msg);
         return 1;
     }
+    const char *note;
+    prec = gc_ctx_precision(ctx, &note);
+    if (*note)
+        fprintf(stderr, "bench_forward: %s\n", note);
     gc_prefix *pre = NULL;
     if (prefix_n > 0 && gc_prefix_new(ctx, p.ids.v, prefix_n, &pre, &e)) {
         fprintf(stderr, "bench_forward: prefix: %s\n", e.msg);
@@ -223,11 +238,14 @@ int main(int argc, char **argv)
         }
     }
     double secs = t_end - t0;
-    const char *prec = getenv("GEMMACLF_CUDA_PRECISION");
-    printf("{\"device\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"prefix\": %d, "
+    const char *cuda_prec = getenv("GEMMACLF_CUDA_PRECISION");
+    printf("{\"device\": \"%s\", \"precision\": \"%s\", \"blas_core\": \"%s\", "
+           "\"batch\": %d, \"prefix\": %d, "
            "\"prompts\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"prompts_per_s\": %.1f}\n",
            gc_ctx_device(ctx) == GC_DEVICE_CUDA ? "cuda" : "cpu",
-           gc_ctx_device(ctx) == GC_DEVICE_CUDA ? (prec && *prec ? prec : "f32") : "f32", batch,
+           gc_ctx_device(ctx) == GC_DEVICE_CUDA ? (cuda_prec && *cuda_prec ? cuda_prec : "f32")
+                                                 : gc_precision_name(prec),
+           openblas_get_corename(), batch,
            prefix_n, (long long)np * repeat, tokens, secs, secs > 0 ? np * repeat / secs : 0.0);
     gc_prefix_free(pre);
     gc_ctx_free(ctx);

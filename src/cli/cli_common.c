@@ -55,6 +55,12 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_o
                 fprintf(stderr, "gemmaclf: --device needs auto, cpu or cuda\n");
                 rc = 2;
             }
+        } else if (!strcmp(a, "--precision")) {
+            i++;
+            if (gc_precision_parse(v, &o->precision)) {
+                fprintf(stderr, "gemmaclf: --precision needs f32, bf16 or int8\n");
+                rc = 2;
+            }
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "gemmaclf: unknown option %s\nusage: gemmaclf %s %s\n", a, argv[0], usage);
             rc = 2;
@@ -111,7 +117,8 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         fprintf(stderr, "gemmaclf: %s: %s\n", dir, e.msg);
         return 1;
     }
-    gc_session_opts so = {.ctx = {.threads = o->threads, .device = o->device},
+    gc_session_opts so = {.ctx = {.threads = o->threads, .device = o->device,
+                                  .precision = o->precision},
                           .batch_size = o->batch, .max_input_tokens = o->max_input_tokens};
     if (gc_session_new(*c, &so, s, &e)) {
         fprintf(stderr, "gemmaclf: %s\n", e.msg);
@@ -119,6 +126,10 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         *c = NULL;
         return 1;
     }
+    const char *note;
+    gc_ctx_precision(gc_session_ctx(*s), &note);
+    if (*note)
+        fprintf(stderr, "gemmaclf: %s\n", note);
     return 0;
 }
 

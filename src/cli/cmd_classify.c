@@ -110,7 +110,7 @@ static int run(int argc, char **argv)
 }
 
 const gc_command gc_cmd_classify = {
-    "classify", "[MODEL_DIR] [--batch N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--max-input-tokens N]",
+    "classify", "[MODEL_DIR] [--batch N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--precision f32|bf16|int8] [--max-input-tokens N]",
     "read JSON lines (strings, or objects with \"text\"), print {\"label\", \"scores\"} per line "
     "(default model: $GEMMACLF_MODEL or the bundled one)",
     run};

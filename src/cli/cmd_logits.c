@@ -97,6 +97,7 @@ static int run(int argc, char **argv)
     const char *dir = NULL, *cache = NULL;
     int threads = 0, batch = 16;
     gc_device dev = GC_DEVICE_CPU;
+    gc_precision prec = GC_PRECISION_F32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -104,6 +105,12 @@ static int run(int argc, char **argv)
             batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cache-dir") && i + 1 < argc)
             cache = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            if (gc_precision_parse(argv[++i], &prec)) {
+                fprintf(stderr, "gemmaclf logits: --precision must be f32, bf16 or int8\n");
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
             const char *d = argv[++i];
             if (!strcmp(d, "cpu"))
@@ -134,12 +141,16 @@ static int run(int argc, char **argv)
         return 1;
     }
     gc_ctx *ctx = NULL;
-    gc_ctx_opts co = {.threads = threads, .device = dev};
+    gc_ctx_opts co = {.threads = threads, .device = dev, .precision = prec};
     if (gc_ctx_new(m, &co, &ctx, &e)) {
         fprintf(stderr, "gemmaclf logits: %s\n", e.msg);
         gc_model_free(m);
         return 1;
     }
+    const char *note;
+    gc_ctx_precision(ctx, &note);
+    if (*note)
+        fprintf(stderr, "gemmaclf logits: %s\n", note);
     const int vocab = gc_model_config(m)->vocab_size;
     pending p = {0};
     char *line = NULL;
@@ -163,7 +174,8 @@ static int run(int argc, char **argv)
 
 const gc_command gc_cmd_logits = {
     "logits",
-    "MODEL_DIR [--threads N] [--batch N] [--device cpu|cuda|auto] [--cache-dir DIR]",
+    "MODEL_DIR [--threads N] [--batch N] [--device cpu|cuda|auto] [--precision f32|bf16|int8] "
+    "[--cache-dir DIR]",
     "read JSON arrays of token ids (one per line), print each position's logits as JSON",
     run,
 };
