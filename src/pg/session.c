@@ -30,7 +30,7 @@ typedef struct loaded_model {
     bool preloaded;
     int uses;               /* gcpg_model handles not yet released */
     gc_session *sess;       /* NULL until first needed */
-    int sess_threads, sess_device;
+    int sess_threads, sess_device, sess_precision;
 } loaded_model;
 
 /* A caller's use; released explicitly or by its memory context's reset callback. */
@@ -45,7 +45,7 @@ static void drop_session(loaded_model *lm)
 {
     gc_session_free(lm->sess);
     lm->sess = NULL;
-    lm->sess_threads = lm->sess_device = -1;
+    lm->sess_threads = lm->sess_device = lm->sess_precision = -1;
 }
 
 static void free_model(loaded_model *lm)
@@ -109,7 +109,7 @@ static bool load_current(int elevel)
     current->clf = c;
     current->setting = MemoryContextStrdup(TopMemoryContext, setting);
     strlcpy(current->dir, dir, sizeof current->dir);
-    current->sess_threads = current->sess_device = -1;
+    current->sess_threads = current->sess_device = current->sess_precision = -1;
     return true;
 }
 
@@ -172,10 +172,12 @@ static int wanted_device(void)
     return gemmaclf_device;
 }
 
-static gc_status new_session(loaded_model *lm, int threads, int device, gc_err *e)
+static gc_status new_session(loaded_model *lm, int threads, int device, int precision,
+                             gc_err *e)
 {
     gc_session_opts o = {.ctx = {.threads = threads, .device = (gc_device)device,
-                                 .interrupt = gcpg_interrupt_pending},
+                                 .interrupt = gcpg_interrupt_pending,
+                                 .precision = (gc_precision)precision},
                          .batch_size = gemmaclf_batch_size,
                          .max_input_tokens = gemmaclf_max_input_tokens};
     gc_status st = gc_session_new(lm->clf, &o, &lm->sess, e);
@@ -183,6 +185,7 @@ static gc_status new_session(loaded_model *lm, int threads, int device, gc_err *
     if (st == GC_OK) {
         lm->sess_threads = threads;
         lm->sess_device = device;
+        lm->sess_precision = precision;
     }
     return st;
 }
@@ -197,14 +200,21 @@ gc_session *gcpg_session(gcpg_model *m)
     gc_status st;
 
     Assert(lm);
-    if (lm->sess && (lm->sess_threads != threads || lm->sess_device != device))
+    if (lm->sess && (lm->sess_threads != threads || lm->sess_device != device ||
+                     lm->sess_precision != gemmaclf_precision))
         drop_session(lm);
     if (!lm->sess) {
-        st = new_session(lm, threads, device, &e);
+        const char *note;
+
+        st = new_session(lm, threads, device, gemmaclf_precision, &e);
         if (st != GC_OK)
             ereport(ERROR, (errcode(gcpg_sqlstate(st)),
                             errmsg("could not start a gemmaclf session: %s", e.msg),
                             gcpg_status_hint(st)));
+        /* e.g. a precision this CPU cannot run: the session runs f32 */
+        gc_ctx_precision(gc_session_ctx(lm->sess), &note);
+        if (*note)
+            ereport(WARNING, (errmsg("gemmaclf: %s", note)));
     }
     gc_session_set_limits(lm->sess, gemmaclf_batch_size, gemmaclf_max_input_tokens);
     return lm->sess;
@@ -222,8 +232,9 @@ void gcpg_session_preload(void)
     current->preloaded = true;
     ereport(LOG, (errmsg("gemmaclf: loaded model \"%s\" in %.1f ms", current->dir,
                          gc_classifier_load_ms(current->clf))));
-    /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA): a backend
-     * whose settings match starts classifying without computing it. */
-    if (new_session(current, 1, GC_DEVICE_CPU, &e) != GC_OK)
+    /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA, f32: oneDNN
+     * must not start before fork): a backend whose settings match starts classifying without
+     * computing it. */
+    if (new_session(current, 1, GC_DEVICE_CPU, GC_PRECISION_F32, &e) != GC_OK)
         ereport(LOG, (errmsg("gemmaclf: no preloaded session: %s", e.msg)));
 }
