@@ -10,6 +10,8 @@
  * prompts share their first N ids and computes those once (gc_prefix). --out writes one line
  * per prompt: the logits of the rows, space-separated (%.9g). The last line on stdout is a
  * JSON summary: prompts, tokens, seconds (forward calls only, after one warm-up batch),
+ * cpu_seconds (CPU time of the process over the same span: on a shared machine, what the work
+ * cost rather than how long it waited),
  * prompts_per_s, precision (on the CPU: the one the engine ran, --precision unless the CPU
  * lacks the instructions). The CUDA precision follows GEMMACLF_CUDA_PRECISION (f32|tf32|bf16). */
 #include <cJSON.h>
@@ -27,6 +29,13 @@ typedef struct prompts {
     gc_ids ids;     /* all prompts concatenated */
     gc_ids len;     /* length of each */
 } prompts;
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static double now(void)
 {
@@ -195,11 +204,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_forward: out of memory\n");
         return 1;
     }
-    double t0 = 0, t_end = 0;
+    double t0 = 0, t_end = 0, cpu0 = 0, cpu_end = 0;
     long long tokens = 0;
     for (int r = -1; r < repeat; r++) { /* r = -1: warm-up on the first batch */
         if (r == 0)
-            t0 = now();
+            t0 = now(), cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int b0 = 0; b0 < np; b0 += batch) {
             int nb = np - b0 < batch ? np - b0 : batch, T = 0;
             for (int i = 0; i < nb; i++) {
@@ -222,7 +231,7 @@ int main(int argc, char **argv)
                 break;
         }
     }
-    t_end = now();
+    t_end = now(), cpu_end = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     if (out_path) {
         FILE *f = fopen(out_path, "w");
         if (!f) {
@@ -241,12 +250,14 @@ int main(int argc, char **argv)
     const char *cuda_prec = getenv("GEMMACLF_CUDA_PRECISION");
     printf("{\"device\": \"%s\", \"precision\": \"%s\", \"blas_core\": \"%s\", "
            "\"batch\": %d, \"prefix\": %d, "
-           "\"prompts\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"prompts_per_s\": %.1f}\n",
+           "\"prompts\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"cpu_seconds\": %.4f, "
+           "\"prompts_per_s\": %.1f}\n",
            gc_ctx_device(ctx) == GC_DEVICE_CUDA ? "cuda" : "cpu",
            gc_ctx_device(ctx) == GC_DEVICE_CUDA ? (cuda_prec && *cuda_prec ? cuda_prec : "f32")
                                                  : gc_precision_name(prec),
            openblas_get_corename(), batch,
-           prefix_n, (long long)np * repeat, tokens, secs, secs > 0 ? np * repeat / secs : 0.0);
+           prefix_n, (long long)np * repeat, tokens, secs, cpu_end - cpu0,
+           secs > 0 ? np * repeat / secs : 0.0);
     gc_prefix_free(pre);
     gc_ctx_free(ctx);
     gc_model_free(m);

@@ -9,7 +9,8 @@
 #   bench/bench_precision.sh [LIMIT_270M] [LIMIT_SMALL]
 # Work files in $BENCH_DIR (default /tmp/gc-bench-precision; the 270m checkpoint is ~1.1 GB).
 # OpenBLAS picks its f32 kernels by CPU model; set OPENBLAS_CORETYPE when it does not know the
-# CPU (the JSON lines show its choice as blas_core). NO_HF=1 skips transformers.
+# CPU (the JSON lines show its choice as blas_core). HF_THREADS: the thread counts transformers
+# runs at (default "1 2"; empty: none).
 set -e
 cd "$(dirname "$0")/.."
 LIMIT_270M=${1:-128}
@@ -44,7 +45,7 @@ for m in g270m small; do
     for t in 1 2; do
         for b in 1 64; do
             echo "== $m, $t thread(s), batch $b, load $(cut -d' ' -f1-3 /proc/loadavg)"
-            if [ "${NO_HF:-0}" != 1 ]; then
+            if echo " ${HF_THREADS-1 2} " | grep -q " $t "; then
                 OMP_NUM_THREADS=$t "$PY" bench/hf_forward_bench.py "$dir" --ids "$W/${m}_ids.jsonl" \
                     --rows "$rows" --batch $b --device cpu --dtype float32 2>/dev/null | tail -1 |
                     sed "s/^{/{\"model\": \"$m\", \"threads\": $t, /" |
@@ -61,10 +62,9 @@ for m in g270m small; do
 done
 
 echo
-echo "== prompts/s (x: against gemmaclf f32 of the same row; *: the CPU lacks it, ran f32)"
 "$PY" - "$OUT" <<'EOF'
 import json, sys
-rows = {}
+rows, cpu = {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     key = (r["model"], r["threads"], r["batch"])
@@ -72,17 +72,29 @@ for line in open(sys.argv[1]):
     # a precision the CPU lacks ran as f32: marked with *
     mark = "*" if r["engine"] == "gemmaclf" and r["requested"] != r["precision"] else ""
     rows.setdefault(key, {})[name] = (r["prompts_per_s"], mark)
-cols = ["transformers f32", "gemmaclf f32", "gemmaclf bf16", "gemmaclf int8"]
-print(f"{'model':7} {'thr':>3} {'batch':>5}  " + "  ".join(f"{c:>20}" for c in cols))
-for key, v in rows.items():
-    f32 = v.get("gemmaclf f32", (0, ""))[0]
-    cells = []
-    for c in cols:
-        if c not in v:
-            cells.append(f"{'-':>20}")
-        else:
-            pps, mark = v[c]
-            x = f" ({pps / f32:.2f}x)" if f32 else ""
-            cells.append(f"{pps:>10.1f}{mark:1}{x:>9}")
-    print(f"{key[0]:7} {key[1]:>3} {key[2]:>5}  " + "  ".join(cells))
+    if r.get("cpu_seconds"):
+        cpu.setdefault(key, {})[name] = (r["prompts"] / r["cpu_seconds"], mark)
+
+
+def table(title, data, cols):
+    print(title)
+    print(f"{'model':7} {'thr':>3} {'batch':>5}  " + "  ".join(f"{c:>20}" for c in cols))
+    for key, v in data.items():
+        f32 = v.get("gemmaclf f32", (0, ""))[0]
+        cells = []
+        for c in cols:
+            if c not in v:
+                cells.append(f"{'-':>20}")
+            else:
+                pps, mark = v[c]
+                x = f" ({pps / f32:.2f}x)" if f32 else ""
+                cells.append(f"{pps:>10.1f}{mark:1}{x:>9}")
+        print(f"{key[0]:7} {key[1]:>3} {key[2]:>5}  " + "  ".join(cells))
+
+
+g = ["gemmaclf f32", "gemmaclf bf16", "gemmaclf int8"]
+table("== prompts/s, wall clock (x: against gemmaclf f32 of the same row; *: the CPU lacks it, "
+      "ran f32)", rows, ["transformers f32"] + g)
+table("== prompts per CPU-second of the process (what the work costs on a shared machine; "
+      "with 2 threads both threads' time counts)", cpu, g)
 EOF

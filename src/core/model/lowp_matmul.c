@@ -43,6 +43,7 @@ gc_status gc_lowp_matmul(gc_lowp_engine *g, float *y, const float *x, const gc_l
 
 #define PRIM_CACHE 64
 #define SMALL_PRODUCT (8.0 * 1024 * 1024) /* multiply-adds below which one thread runs it */
+#define PARALLEL_ROWS 256                  /* rows below which one thread runs it */
 
 typedef struct prim_entry {
     int M, N, K;         /* M = 0: empty slot */
@@ -311,11 +312,12 @@ gc_status gc_lowp_matmul(gc_lowp_engine *g, float *y, const float *x, const gc_l
     const int N = w->n, K = w->k;
     if (M <= 0)
         return GC_OK;
-    /* Small products on one thread: OpenMP's fork and barrier cost more than they save there,
-     * and far more when another process holds the other cores (docs/precision.md). Set before
-     * the primitive is made: oneDNN fixes a primitive's thread count when it creates it, so the
-     * count is a function of (M, N, K) here, like the cache key. */
-    if ((double)M * N * K < SMALL_PRODUCT)
+    /* Small products, and a prompt's worth of rows, on one thread: OpenMP's fork and barrier
+     * cost more than they save there, and far more when another process holds the other cores
+     * (docs/precision.md). Set before the primitive is made: oneDNN fixes a primitive's thread
+     * count when it creates it, so the count is a function of (M, N, K) here, like the cache
+     * key. */
+    if (M < PARALLEL_ROWS || (double)M * N * K < SMALL_PRODUCT)
         omp_set_num_threads(1);
     else
         omp_set_num_threads(g->threads > 0 ? g->threads : omp_get_num_procs());
