@@ -41,7 +41,7 @@ gc_status gc_lowp_matmul(gc_lowp_engine *g, float *y, const float *x, const gc_l
 #include <stdlib.h>
 #include <string.h>
 
-#define PRIM_CACHE 64
+#define PRIM_CACHE 256 /* (M, N, K) entries: ~5 shapes per layer x the row counts in use */
 #define SMALL_PRODUCT (8.0 * 1024 * 1024) /* multiply-adds below which one thread runs it */
 #define PARALLEL_ROWS 256                  /* rows below which one thread runs it */
 

@@ -52,8 +52,15 @@ static void quant_row(int8_t *restrict q, float *restrict scale, const float *re
         amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
     float inv = amax > 0 ? 127.0f / amax : 0.0f;
     *scale = amax / 127.0f;
-    for (int i = 0; i < k; i++)
-        q[i] = (int8_t)lrintf(w[i] * inv);
+    for (int i = 0; i < k; i++) {
+        /* |w * inv| <= 127 (clamped against rounding), so adding 1.5 * 2^23 rounds to nearest
+         * even exactly, in a loop the compiler vectorises (lrintf is a call per weight) */
+        float v = w[i] * inv;
+        v = v == v ? v : 0.0f; /* NaN */
+        v = v > 127.0f ? 127.0f : v;
+        v = v < -127.0f ? -127.0f : v;
+        q[i] = (int8_t)(int)((v + 12582912.0f) - 12582912.0f);
+    }
 }
 
 static void matrix_f32(const gc_weights *w, int l, int which, const float **p)
