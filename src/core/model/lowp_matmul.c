@@ -61,8 +61,8 @@ struct gc_lowp_engine {
     unsigned long tick;
     void *xq;      /* converted activations: bf16 or int8 [M][K] */
     size_t xq_cap; /* bytes */
-    float *xs;     /* int8: per-token scales [M] */
-    size_t xs_cap; /* floats */
+    void *xs;      /* int8: per-token scales, float [M] */
+    size_t xs_cap; /* bytes */
 };
 
 int gc_lowp_supported(gc_precision p, char *why, size_t cap)
@@ -327,11 +327,9 @@ gc_status gc_lowp_matmul(gc_lowp_engine *g, float *y, const float *x, const gc_l
         return st;
     const int bf16 = g->p == GC_PRECISION_BF16;
     size_t need = (size_t)M * K * (bf16 ? 2 : 1);
-    size_t xs_bytes = g->xs_cap * sizeof(float);
     if (grow(&g->xq, &g->xq_cap, need) ||
-        (!bf16 && grow((void **)&g->xs, &xs_bytes, (size_t)M * sizeof(float))))
+        (!bf16 && grow(&g->xs, &g->xs_cap, (size_t)M * sizeof(float))))
         return gc_fail(e, GC_ENOMEM, "out of memory for converted activations");
-    g->xs_cap = xs_bytes / sizeof(float);
     if (bf16)
         rows_to_bf16(g->xq, x, (size_t)M * K);
     else
