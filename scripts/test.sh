@@ -44,6 +44,8 @@ done
 if [ -x scripts/pg-test.sh ]; then
   run_suite postgres bash scripts/pg-test.sh
 fi
+# --- scale-out on Citus (issue 15): builds/installs Citus 13.2.2 once, then a 3-node cluster ---
+run_suite citus bash test/citus/run.sh
 
 echo
 echo "gemmaclf: $passed passed, $failed failed, $skipped skipped"
