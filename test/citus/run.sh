@@ -24,8 +24,9 @@ export CITUS_PORT=${CITUS_PORT:-57700}
 ROWS=${CITUS_ROWS:-400}
 P0=$CITUS_PORT P1=$((CITUS_PORT + 1)) P2=$((CITUS_PORT + 2))
 DEV=$GC_SHARED/data/indo-hatespeech/dev.jsonl
-# Cases that need the src/ changes of issue 15 (gemmaclf_classify_table on Citus tables).
-KNOWN_BROKEN=${CITUS_KNOWN_BROKEN-"classify_table_distributed classify_table_reference"}
+# Cases that need the src/ changes of issue 15 (gemmaclf_classify_table on Citus tables, the
+# trigger refusing to write the distribution column): they assert the wanted behaviour.
+KNOWN_BROKEN=${CITUS_KNOWN_BROKEN-"classify_table_distributed classify_table_reference trigger_refuses_distribution_column"}
 
 passed=0 failed=0
 t0=$(date +%s)
@@ -273,19 +274,24 @@ SQL
   echo "id $id: '$want' with 512 tokens, '$trunc' with 1; SET on the coordinator: workers still say '$pushed'; SET LOCAL + citus.propagate_set_commands = local: '$local'"
 }
 
-# The same model on every node: model_info (less per-process fields) and scores of a probe.
+# The same model on every node: the queries of docs/scale-out.md, as written there.
 case_same_model_every_node() {
   local out
   out=$(q "$P0" <<'SQL'
-SELECT count(*) || ' ' || count(DISTINCT result) FROM run_command_on_all_nodes(
-  $$SELECT gemmaclf_model_info() - 'load_ms' - 'preloaded'$$);
-SELECT count(*) || ' ' || count(DISTINCT result) FROM run_command_on_all_nodes(
-  $$SELECT md5(string_agg(classify_hate_scores(b)::text, '|' ORDER BY b))
-    FROM (VALUES ('nice video bhai'), ('Sali randi'), ('Gand fad dega tera bap'), (''), ('😂😂😂')) v(b)$$);
+SELECT count(*) FROM (
+SELECT n.nodename, n.nodeport,
+       r.result::jsonb - 'load_ms' - 'preloaded' - 'threads' - 'batch_size' AS model
+FROM run_command_on_all_nodes($$SELECT gemmaclf_model_info()$$) r JOIN pg_dist_node n USING (nodeid)
+) s WHERE model ? 'model_path';
+SELECT count(DISTINCT (result::jsonb - 'load_ms' - 'preloaded' - 'threads' - 'batch_size')) = 1 AS same_model
+FROM run_command_on_all_nodes($$SELECT gemmaclf_model_info()$$);
+SELECT count(DISTINCT result) = 1 AS same_scores
+FROM run_command_on_all_nodes($$SELECT md5(string_agg(classify_hate_scores(t)::text, '|' ORDER BY t))
+  FROM (VALUES ('nice video bhai'), ('Sali randi'), ('Gand fad dega tera bap'), ('')) v(t)$$);
 SQL
   ) || return 1
-  expect "nodes, distinct model_info; nodes, distinct probe scores" "$(paste -sd' ' <<<"$out")" "3 1 3 1" || return 1
-  echo "3 nodes: one model_info, one set of probe scores"
+  expect "nodes described, same_model, same_scores" "$(paste -sd' ' <<<"$out")" "3 t t" || return 1
+  echo "3 nodes: one model description, one set of probe scores"
 }
 
 # Triggers --------------------------------------------------------------------------------------
@@ -395,6 +401,26 @@ SQL
   echo "shard $sid moved from port $from to $to (block_writes): its trigger came along and labels new and updated rows"
 }
 
+# The trigger must not write the distribution column: Citus routed the row to a shard by the
+# value it had before the trigger ran, so a changed value leaves it where no query by key finds it.
+# Wanted: a clear ERROR (issue 15). Today the row lands in the wrong shard.
+case_trigger_refuses_distribution_column() {
+  local out
+  q "$P0" <<SQL >/dev/null || return 1
+CREATE TABLE bykey (id bigint, body text, lab text);
+SELECT create_distributed_table('bykey', 'lab');
+SET citus.enable_unsafe_triggers = on;
+CREATE TRIGGER flag_hate BEFORE INSERT ON bykey FOR EACH ROW EXECUTE FUNCTION gemmaclf_flag_hate('body', 'lab');
+SQL
+  if out=$(q "$P0" -c "INSERT INTO bykey VALUES (1, 'Sali randi', 'placeholder') RETURNING lab" 2>&1); then
+    echo "  INSERT succeeded: label '$out' written into the distribution column;" \
+         "rows found by WHERE lab = '$out': $(q "$P0" -c "SELECT count(*) FROM bykey WHERE lab = '$out'"), by a full scan: $(q "$P0" -c "SELECT count(*) FROM bykey")"
+    return 1
+  fi
+  expect_error "INSERT into a table distributed by the label column" "$out" 'distribution column' || return 1
+  echo "refused: $(grep -m1 ERROR <<<"$out")"
+}
+
 # create_distributed_table on a table that already has the trigger.
 case_trigger_then_distribute() {
   local err out
@@ -489,6 +515,86 @@ case_classify_table_reference() {
   expect "labelled rows per placement" "$out" "$P0:20 $P1:20 $P2:20"
 }
 
+# Prototype of gemmaclf_classify_table for Citus tables (test/citus/classify_table_citus.sql).
+# per_shard_batches TABLE BATCH: "worker1 worker2" sums of ceil(rows / BATCH) over each worker's
+# shards (the classify_hate(text[]) calls of a run), then the largest ceil(rows / BATCH) (rounds).
+per_shard_batches() {
+  q "$P0" -v t="$1" -v b="$2" <<'SQL'
+SELECT coalesce(sum(ceil(r.result::int / :b::numeric)) FILTER (WHERE s.nodeport = :P1), 0) || ' ' ||
+       coalesce(sum(ceil(r.result::int / :b::numeric)) FILTER (WHERE s.nodeport = :P2), 0) || ' ' ||
+       max(ceil(r.result::int / :b::numeric))
+FROM run_command_on_shards(:'t', 'SELECT count(*) FROM %s') r JOIN citus_shards s USING (shardid);
+SQL
+}
+
+case_prototype_distributed() {
+  local out exp c rounds notices
+  q "$P0" -f test/citus/classify_table_citus.sql || return 1
+  q "$P0" -c "UPDATE comments SET hate_label = NULL, hate_scores = NULL" || return 1
+  exp=$(per_shard_batches comments 5)
+  rounds=${exp##* }
+  stats_reset
+  out=$(workload -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) || { echo "$out"; return 1; }
+  notices=$(grep -c 'rows classified' <<<"$out")
+  expect "progress NOTICEs (rounds: the largest shard / 5)" "$notices" "$rounds" || return 1
+  expect "last NOTICE" "$(grep 'rows classified' <<<"$out" | tail -1 | sed 's/.*NOTICE: *//')" "gemmaclf_classify_table: $ROWS of $ROWS rows classified" || return 1
+  c="$(calls 'classify_hate(text[])') / $(calls 'classify_hate(text)')"
+  expect "classify_hate(text[]) calls (one per shard batch) / classify_hate(text) calls" "$c" "0 ${exp% *} / 0 0 0" || return 1
+  expect "labels equal to the CLI" "$(q "$P0" -c "SELECT count(*) FROM comments c JOIN cli x USING (id) WHERE c.hate_label = x.result->>'label'")" "$ROWS" || return 1
+  echo "$ROWS rows in $rounds rounds of one 5-row batch per shard, run on the shards' workers: classify_hate(text[]) calls $(cut -d/ -f1 <<<"$c")(coordinator, workers); labels equal the CLI's"
+  grep 'NOTICE' <<<"$out" | sed -n '1p;$p'
+}
+
+# A failing shard stops the run; every other shard's batch of that round stays committed, and
+# a second CALL does only what is left.
+case_prototype_resumes() {
+  local id sid port other out err left
+  q "$P0" -c "UPDATE comments SET hate_label = NULL, hate_scores = NULL" || return 1
+  id=$(q "$P0" -c "SELECT min(id) FROM comments")
+  sid=$(q "$P0" -c "SELECT get_shard_id_for_distribution_column('comments', $id)")
+  port=$(q "$P0" -c "SELECT nodeport FROM citus_shards WHERE shardid = $sid")
+  q "$port" -c "ALTER TABLE public.comments_$sid ADD CONSTRAINT no_label_here CHECK (hate_label IS NULL)" || return 1
+  other=$(q "$P0" -c "SELECT sum(least(r.result::int, 5)) FROM run_command_on_shards('comments', 'SELECT count(*) FROM %s') r WHERE shardid <> $sid")
+  out=$(q "$P0" -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) && { echo "  CALL succeeded with a failing shard"; q "$port" -c "ALTER TABLE public.comments_$sid DROP CONSTRAINT no_label_here"; return 1; }
+  q "$port" -c "ALTER TABLE public.comments_$sid DROP CONSTRAINT no_label_here" || return 1
+  err=$out
+  expect_error "error of the failed run" "$err" "gemmaclf_classify_table: shard $sid failed: .*no_label_here" || return 1
+  expect "rows labelled by the failed run (one batch of every other shard)" "$(q "$P0" -c "SELECT count(hate_label) FROM comments")" "$other" || return 1
+  out=$(q "$P0" -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) || { echo "$out"; return 1; }
+  left=$((ROWS - other))
+  expect "second run's first NOTICE" "$(grep -m1 NOTICE <<<"$out" | sed 's/.*NOTICE: *//')" "gemmaclf_classify_table: $left rows to classify" || return 1
+  expect "labels equal to the CLI" "$(q "$P0" -c "SELECT count(*) FROM comments c JOIN cli x USING (id) WHERE c.hate_label = x.result->>'label'")" "$ROWS" || return 1
+  echo "shard $sid failing (port $port): $(grep -m1 -o 'ERROR:.*' <<<"$err")"
+  echo "$other rows of the other shards' batches stayed committed; the second run classified the $left left"
+}
+
+case_prototype_scores() {
+  local out
+  q "$P0" -c "UPDATE comments SET hate_label = NULL, hate_scores = NULL" || return 1
+  q "$P0" -c "SET client_min_messages = warning" -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 64, 'hate_scores')" || return 1
+  out=$(q "$P0" -c "SELECT count(*) FILTER (WHERE c.hate_label = x.result->>'label') || ' ' || count(*) FILTER (WHERE c.hate_scores->>'label' = c.hate_label AND jsonb_typeof(c.hate_scores->'scores') = 'object') FROM comments c JOIN cli x USING (id)")
+  expect "labels equal to the CLI, scores with the same label" "$out" "$ROWS $ROWS" || return 1
+  echo "with scores_column: $ROWS labels and scores"
+}
+
+case_prototype_reference() {
+  local out c
+  q "$P0" -c "UPDATE refc SET label = NULL" || return 1
+  stats_reset
+  out=$(workload -c "CALL gemmaclf_citus_classify_table('refc', 'body', 'label', 7)" 2>&1) || { echo "$out"; return 1; }
+  expect "progress NOTICEs" "$(grep -c 'rows classified' <<<"$out")" 3 || return 1
+  c=$(calls 'classify_hate(text)')
+  expect "classify_hate calls (every placement classifies every row)" "$c" "20 20 20" || return 1
+  out=$(q "$P0" <<'SQL'
+SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('refc',
+  $$SELECT count(label) || ':' || md5(string_agg(id || label, ',' ORDER BY id)) FROM %s$$);
+SELECT count(*) FROM refc r JOIN cli c USING (id) WHERE r.label = c.result->>'label';
+SQL
+  ) || return 1
+  expect "distinct placement contents, placements; labels equal to the CLI" "$(paste -sd' ' <<<"$out")" "1 3 20" || return 1
+  echo "reference table: 3 batches by primary key, every placement labelled identically (calls $c)"
+}
+
 # A worker that cannot load the model: a clear error naming it, and nothing committed anywhere.
 case_broken_model_on_a_worker() {
   local err out rc=0 deadline
@@ -528,11 +634,16 @@ run_case trigger_refused_without_setting
 run_case trigger_created_on_every_shard
 run_case trigger_labels_rows_on_shards
 run_case trigger_survives_shard_move
+run_case trigger_refuses_distribution_column
 run_case trigger_then_distribute
 run_case reference_table_trigger
 run_case reference_table_update_and_join
 run_case classify_table_distributed
 run_case classify_table_reference
+run_case prototype_distributed
+run_case prototype_resumes
+run_case prototype_scores
+run_case prototype_reference
 run_case broken_model_on_a_worker
 
 echo "citus suite: $(( $(date +%s) - t0 )) s (build/install and cluster start included)"
