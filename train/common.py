@@ -67,3 +67,18 @@ def fix_special_ids(model_dir):
         with open(path, "w", encoding="utf-8") as f:
             json.dump(cfg, f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def cv_fold_of(distinct_rows, k):
+    """Fold number (0..k-1) of each distinct training comment: grouped by normalized text (the rows
+    are distinct already, so every duplicate of a comment is in the same fold) and stratified by
+    label: within each label the comments are ordered by a hash of their normalized text and dealt
+    out in turn. Fixed by the data alone (no seed), so every run sees the same folds."""
+    import hashlib
+    fold = [0] * len(distinct_rows)
+    for lab in LABELS:
+        idx = [i for i, r in enumerate(distinct_rows) if r["label"] == lab]
+        idx.sort(key=lambda i: hashlib.sha1(distinct_rows[i]["key"].encode("utf-8")).hexdigest())
+        for rank, i in enumerate(idx):
+            fold[i] = rank % k
+    return fold

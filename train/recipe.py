@@ -1,6 +1,11 @@
-"""gemmaclf training recipe: tokenizer -> LM phase -> SFT (TRL) -> bias on dev -> evaluation -> export.
+"""gemmaclf training recipe: validation fold(s) cut from train -> bias, temperature and weight-averaging
+choice on them -> the final model on all of train -> evaluation on dev -> export.
 
-    train/run.sh [--smoke] [--out DIR]
+    train/run.sh [--smoke] [--out DIR]                 # the whole recipe (CV fold(s), then the final model)
+    train/run.sh --fold 1 --out DIR/fold1              # one validation fold only
+    train/run.sh --calib DIR/fold0,DIR/fold1 --out DIR # the final model, calibrated on those folds
+
+Each training (fold or final) is: tokenizer -> LM phase -> SFT (TRL) with weight snapshots.
 """
 import argparse
 import json
@@ -14,20 +19,28 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LABELS, PROMPT_PREFIX, HERE, distinct, fix_special_ids, load_split  # noqa: E402
+from common import (LABELS, PROMPT_PREFIX, HERE, cv_fold_of, distinct, fix_special_ids,  # noqa: E402
+                    load_split, norm_text)
 
 FULL = dict(
-    vocab_size=4096, hidden_size=256, num_hidden_layers=4, intermediate_size=512, num_attention_heads=4,
+    vocab_size=4096, hidden_size=256, num_hidden_layers=3, intermediate_size=512, num_attention_heads=4,
     num_key_value_heads=1, head_dim=64, sliding_window=512,
     lm_epochs=2, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
     # per SFT epoch: every Not Hate and Hate comment once, every Extreme Hate comment 3 times
     # (not_hate_fraction < 1 keeps only that share of Not Hate per epoch, alternating parts: the
     # first full run used 0.5 and reached distinct-dev macro-F1 0.80; with 1.0 0.83; see train/runs.md)
     extreme_oversample=3, not_hate_fraction=1.0, max_comment_chars=400, n_train=None, n_dev=None,
+    label_smoothing=0.0,
+    # cross-validation: folds of the distinct training comments (grouped by normalized text, stratified
+    # by label); cv_folds = the folds the recipe holds out in turn ("0": one 20% validation fold)
+    n_folds=5, cv_folds="0",
+    # weight averaging: candidate models built from SFT snapshots taken at these epoch positions;
+    # each candidate is a "+"-joined list of positions whose weights are averaged ("3" = the last)
+    variants="3|2|2+3|2+2.5+3",
 )
 SMOKE = dict(FULL, vocab_size=1024, hidden_size=64, num_hidden_layers=2, intermediate_size=128,
              num_attention_heads=2, head_dim=32, lm_epochs=1, lm_lr=3e-3, sft_epochs=3, sft_lr=3e-3,
-             batch_size=16, n_train=400, n_dev=120)
+             batch_size=16, n_train=400, n_dev=120, n_folds=4)
 
 
 def log(msg):
@@ -80,7 +93,7 @@ def model_config(cfg, tok):
     return c
 
 
-def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None):
+def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None, label_smoothing=0.0):
     """Mean cross-entropy of the unmasked labels (labels != -100), the output head applied only at
     the positions that predict them.  With shared_prefix (ids every row starts with, e.g. the
     15-id chat prompt head) the prefix is run once and its keys/values broadcast to the batch -- the
@@ -110,7 +123,7 @@ def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None):
     cap = model.config.final_logit_softcapping
     if cap is not None:
         logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits.float(), target[sel], reduction="mean")
+    return F.cross_entropy(logits.float(), target[sel], reduction="mean", label_smoothing=label_smoothing)
 
 
 def lean_trainer_class():
@@ -125,10 +138,11 @@ def lean_trainer_class():
 
     class LeanSFTTrainer(SFTTrainer):
         shared_prefix = None  # token ids every example starts with (the chat prompt's head)
+        label_smoothing = 0.0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = lean_loss(model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"],
-                             self.shared_prefix)
+                             self.shared_prefix, self.label_smoothing)
             return (loss, None) if return_outputs else loss
 
     return LeanSFTTrainer
@@ -184,52 +198,53 @@ def completion_loss(model, enc, rows):
     return tot / n
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--tokenizer", default=None,
-                    help="reuse this tokenizer.json instead of training one (HF's BPE trainer breaks ties "
-                         "between equally frequent pairs in hash order, so fresh tokenizers differ slightly)")
-    # 1 thread: on the shared 2-core machine, 2 OpenMP threads ran 7x SLOWER than 1 under load
-    # (measured 220 vs 1,524 tokens/s for a training step); use --threads 2 on an idle machine
-    ap.add_argument("--reuse-lm", action="store_true",
-                    help="start SFT from OUT/lm_model (saved by an earlier run's LM phase) instead of redoing it")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a recipe setting, e.g. --set lm_epochs=2 --set not_hate_fraction=1.0")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("GC_TRAIN_THREADS", "1")))
-    args = ap.parse_args(argv)
-    cfg = dict(SMOKE if args.smoke else FULL)
-    for kv in args.set:
-        k, v = kv.split("=", 1)
-        if k not in cfg:
-            ap.error("unknown setting %s" % k)
-        cfg[k] = type(cfg[k])(v) if cfg[k] is not None else int(v)
-    out = os.path.abspath(args.out or os.path.join(HERE, "out", "smoke" if args.smoke else "full"))
-    os.makedirs(out, exist_ok=True)
-    torch.set_num_threads(args.threads)
-    seed_all(args.seed)
-    timings = {}
-    t_all = time.time()
+def snapshot_marks(cfg):
+    """Epoch positions to snapshot, from the candidate list (the last epoch is the final state)."""
+    marks = set()
+    for v in cfg["variants"].split("|"):
+        marks.update(float(m) for m in v.split("+"))
+    return sorted(m for m in marks if m < cfg["sft_epochs"])
 
+
+def snapshot_callback(cfg, snaps):
+    from transformers import TrainerCallback
+    marks = snapshot_marks(cfg)
+
+    class Snapshots(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            for m in marks:
+                if state.global_step == max(1, round(m / cfg["sft_epochs"] * state.max_steps)) and m not in snaps:
+                    snaps[m] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return Snapshots()
+
+
+def variant_model(model, snaps, spec):
+    """A copy of model with the average of the snapshots named in spec (e.g. "2+3")."""
+    import copy
+    marks = [float(m) for m in spec.split("+")]
+    sds = [snaps[m] for m in marks]
+    avg = {k: sum(sd[k] for sd in sds) / len(sds) if sds[0][k].is_floating_point() else sds[0][k]
+           for k in sds[0]}
+    m = copy.deepcopy(model)
+    m.load_state_dict(avg)
+    m.eval()
+    return m
+
+
+def train_model(cfg, train_d, tok_rows, out, args):
+    """Tokenizer -> model from scratch -> LM phase -> SFT. Returns a dict with the model, its encoder
+    and tokenizer, the SFT snapshots (epoch position -> state dict) and what the report needs."""
     from datasets import Dataset
     from transformers import Gemma3ForCausalLM
     Trainer = lean_trainer_class()
     import tokenizer_train
-    from scoring import PromptEncoder, label_logprobs
-    import evaluate as ev
+    from scoring import PromptEncoder
+    timings = {}
+    os.makedirs(out, exist_ok=True)
 
-    train_rows = load_split("train")
-    dev_rows = load_split("dev")
-    train_d = subsample(distinct(train_rows), cfg["n_train"], args.seed)
-    dev_rows = subsample(dev_rows, cfg["n_dev"], args.seed)
-    log("train: %d rows, %d distinct used; dev: %d rows" % (len(train_rows), len(train_d), len(dev_rows)))
-
-    # 1. tokenizer (on the training comments only)
+    # 1. tokenizer (on the training comments of this run only)
     t = time.time()
     tok_dir = os.path.join(out, "tokenizer")
-    tok_rows = train_rows if not args.smoke else train_d
     if args.reuse_lm:  # the LM-phase model was trained with the tokenizer already in OUT/tokenizer
         nvocab = tokenizer_train.copy_tokenizer(os.path.join(tok_dir, "tokenizer.json"), tok_dir)
     elif args.tokenizer:
@@ -243,8 +258,7 @@ def main(argv=None):
 
     # 2. model from scratch
     seed_all(args.seed)
-    mcfg = model_config(cfg, tok)
-    model = Gemma3ForCausalLM(mcfg)
+    model = Gemma3ForCausalLM(model_config(cfg, tok))
     model.config._attn_implementation = "sdpa"
     nparams = sum(p.numel() for p in model.parameters())
     log("model: %.2fM parameters" % (nparams / 1e6))
@@ -274,7 +288,7 @@ def main(argv=None):
     timings["lm_phase_s"] = lm_info["seconds"]
     log("LM phase: loss %.4f in %.0f s" % (lm_info["loss"], timings["lm_phase_s"]))
 
-    # 4. SFT in the chat format, loss on the answer only; Extreme Hate oversampled
+    # 4. SFT in the chat format, loss on the answer only; Extreme Hate oversampled; snapshots
     probe = [r for r in train_d[:200]]
     loss_before = completion_loss(model, enc, probe)
     t = time.time()
@@ -285,54 +299,182 @@ def main(argv=None):
     # the epochs are materialised in sft_rows (different Not Hate halves), so one pass over it
     s_args = sft_args(os.path.join(out, "sft"), cfg, 1, cfg["sft_lr"], args.seed, args.smoke)
     s_args.completion_only_loss = True
-    trainer = Trainer(model=model, args=s_args, train_dataset=sft_ds, processing_class=tok)
+    snaps = {}
+    trainer = Trainer(model=model, args=s_args, train_dataset=sft_ds, processing_class=tok,
+                      callbacks=[snapshot_callback(cfg, snaps)])
     trainer.shared_prefix = enc.head
+    trainer.label_smoothing = cfg["label_smoothing"]
     # the rendered training example must be the prompt gemmaclf scores, followed by the answer
     ex = trainer.train_dataset[0]
     ex_comment = sft_ds[0]["prompt"][0]["content"][len(PROMPT_PREFIX):]
     sft_res = trainer.train()
+    model.eval()
+    snaps[float(cfg["sft_epochs"])] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     timings["sft_phase_s"] = time.time() - t
     loss_after = completion_loss(model, enc, probe)
-    log("SFT: loss %.4f in %.0f s; answer loss on 200 train comments %.4f -> %.4f" % (
-        sft_res.training_loss, timings["sft_phase_s"], loss_before, loss_after))
+    log("SFT: loss %.4f in %.0f s; answer loss on 200 train comments %.4f -> %.4f; snapshots at epochs %s" % (
+        sft_res.training_loss, timings["sft_phase_s"], loss_before, loss_after, sorted(snaps)))
     ids = ex["input_ids"]
     n_prompt = ex["completion_mask"].index(1)
-    check_ids = ids[:n_prompt]
+    return {
+        "model": model, "enc": enc, "tok": tok, "tok_dir": tok_dir, "snaps": snaps, "timings": timings,
+        "info": {"config": cfg, "sft_examples": sft_counts, "seed": args.seed, "smoke": args.smoke,
+                 "params": nparams, "vocab": nvocab, "lm_loss": lm_info["loss"], "lm_reused": args.reuse_lm,
+                 "sft_loss": sft_res.training_loss, "answer_loss_before_sft": loss_before,
+                 "answer_loss_after_sft": loss_after, "label_first_ids": enc.first_ids,
+                 "prompt_head_ids": enc.head, "prompt_tail_ids": enc.tail,
+                 "trl_prompt_matches_scoring_prompt": ids[:n_prompt] == enc.prompt_ids(ex_comment),
+                 "trl_answer_ids": ids[n_prompt:], "torch_threads": torch.get_num_threads(),
+                 "n_train_distinct": len(train_d)},
+    }
 
-    # 5. scoring on dev, bias choice, evaluation
+
+def choose(scores, y):
+    """Bias for macro-F1 (smoothed grid), then the temperature for calibration with that bias."""
+    import calibrate
+    import evaluate as ev
+    choice = ev.choose_bias(scores, y)
+    bias = [0.0, choice["Hate"], choice["Extreme Hate"]]
+    temp = calibrate.fit_temperature(scores, y, bias)
+    jb, jt = calibrate.fit_bias_temperature(scores, y)
+    return {"bias": bias, "temperature": temp, "smoothed_macro_f1": choice["smoothed_macro_f1"],
+            "zero_bias_macro_f1": choice["zero_bias_macro_f1"], "bias_grid": choice["grid"],
+            "bias_grid_macro_f1": choice["macro_f1"], "nll_optimal_bias": jb, "nll_optimal_temperature": jt}
+
+
+def fold_scores_summary(scores, y, ch):
+    import calibrate
+    import evaluate as ev
+    pred = np.argmax(scores + np.array(ch["bias"]), 1).tolist()
+    return {"metrics": ev.metrics(y, pred), "metrics_zero_bias": ev.metrics(y, np.argmax(scores, 1).tolist()),
+            "calibration_t1": {k: v for k, v in calibrate.summary(scores, y, ch["bias"], 1.0).items() if k != "bins"},
+            "calibration": calibrate.summary(scores, y, ch["bias"], ch["temperature"])}
+
+
+def run_fold(args, cfg, fold, out):
+    """Train on the other folds, score this fold with every weight-averaging candidate."""
+    from scoring import label_logprobs
+    t_all = time.time()
+    train_rows = load_split("train")
+    all_d = subsample(distinct(train_rows), cfg["n_train"], args.seed)
+    fold_of = cv_fold_of(all_d, cfg["n_folds"])
+    tr = [r for r, f in zip(all_d, fold_of) if f != fold]
+    va = [r for r, f in zip(all_d, fold_of) if f == fold]
+    keys = set(r["key"] for r in tr)
+    tok_rows = [r for r in train_rows if norm_text(r["text"]) in keys] if not args.smoke else tr
+    log("fold %d of %d: train %d distinct comments, validation %d (%s)" % (
+        fold, cfg["n_folds"], len(tr), len(va),
+        {lab: sum(r["label"] == lab for r in va) for lab in LABELS}))
+    res = train_model(cfg, tr, tok_rows, out, args)
     t = time.time()
-    model.eval()
+    y = [LABELS.index(r["label"]) for r in va]
+    cands, npz = {}, {"y": np.array(y), "count": np.array([r["count"] for r in va])}
+    for spec in cfg["variants"].split("|"):
+        m = variant_model(res["model"], res["snaps"], spec)
+        sc = label_logprobs(m, res["enc"], [r["text"] for r in va]).numpy()
+        npz["scores_" + spec] = sc
+        ch = choose(sc, y)
+        cands[spec] = dict(choice={k: v for k, v in ch.items() if not k.startswith("bias_grid")},
+                           **fold_scores_summary(sc, y, ch))
+        mt = cands[spec]["metrics"]
+        log("fold %d candidate %s: macro-F1 %.4f EH F1 %.4f (bias %s, smoothed %.4f; zero bias %.4f) T %.3f "
+            "ECE %.4f -> %.4f" % (fold, spec, mt["macro"]["f1"], mt["per_class"]["Extreme Hate"]["f1"],
+                                  ch["bias"], ch["smoothed_macro_f1"], ch["zero_bias_macro_f1"], ch["temperature"],
+                                  cands[spec]["calibration_t1"]["ece"], cands[spec]["calibration"]["ece"]))
+    np.savez(os.path.join(out, "val_scores.npz"), **npz)
+    res["timings"]["val_scoring_s"] = time.time() - t
+    res["timings"]["total_s"] = time.time() - t_all
+    rep = dict(res["info"], fold=fold, n_folds=cfg["n_folds"], n_val=len(va), candidates=cands,
+               timings_s=res["timings"])
+    with open(os.path.join(out, "cv.json"), "w") as f:
+        json.dump(rep, f, indent=1)
+    log("fold %d done in %.0f s" % (fold, time.time() - t_all))
+    return rep
+
+
+def calibration_from_folds(fold_dirs):
+    """Pool the validation predictions of the folds; pick the candidate with the best smoothed
+    macro-F1 at its chosen bias, then the bias and temperature on the pooled predictions."""
+    data = [np.load(os.path.join(d, "val_scores.npz")) for d in fold_dirs]
+    specs = [k[len("scores_"):] for k in data[0].files if k.startswith("scores_")]
+    y = np.concatenate([d["y"] for d in data]).tolist()
+    per = {}
+    for spec in specs:
+        sc = np.concatenate([d["scores_" + spec] for d in data])
+        ch = choose(sc, y)
+        per[spec] = (ch, sc)
+    best = max(specs, key=lambda s: per[s][0]["smoothed_macro_f1"])
+    ch, sc = per[best]
+    summ = fold_scores_summary(sc, y, ch)
+    per_fold = []
+    off = 0
+    for d in data:  # each fold scored with the pooled bias (spread across folds)
+        n = len(d["y"])
+        per_fold.append(fold_scores_summary(sc[off:off + n], y[off:off + n], ch)["metrics"])
+        off += n
+    return {"variant": best, "bias": ch["bias"], "temperature": ch["temperature"], "folds": list(fold_dirs),
+            "choice": {k: v for k, v in ch.items() if not k.startswith("bias_grid")},
+            "candidates_smoothed_macro_f1": {s: per[s][0]["smoothed_macro_f1"] for s in specs},
+            "pooled": summ, "per_fold_metrics": per_fold, "_val": (sc, y)}
+
+
+def run_final(args, cfg, calib, out):
+    """The model on all of train, with the candidate, bias and temperature chosen on the folds;
+    dev scored for the report only."""
+    import calibrate
+    import evaluate as ev
+    from transformers import Gemma3ForCausalLM
+    from scoring import label_logprobs
+    t_all = time.time()
+    train_rows = load_split("train")
+    dev_rows = subsample(load_split("dev"), cfg["n_dev"], args.seed)
+    train_d = subsample(distinct(train_rows), cfg["n_train"], args.seed)
+    log("final model: train %d rows, %d distinct used; dev: %d rows" % (len(train_rows), len(train_d), len(dev_rows)))
+    res = train_model(cfg, train_d, train_rows if not args.smoke else train_d, out, args)
+    timings = res["timings"]
+    model = variant_model(res["model"], res["snaps"], calib["variant"])
+    enc, tok = res["enc"], res["tok"]
+    bias, temp = calib["bias"], calib["temperature"]
+
+    t = time.time()
     dev_dist = distinct(dev_rows)
     s_rows = label_logprobs(model, enc, [r["text"] for r in dev_rows]).numpy()
     s_dist = label_logprobs(model, enc, [r["text"] for r in dev_dist]).numpy()
     y_rows = [LABELS.index(r["label"]) for r in dev_rows]
     y_dist = [LABELS.index(r["label"]) for r in dev_dist]
-    choice = ev.choose_bias(s_dist, y_dist)
-    bias = [0.0, choice["Hate"], choice["Extreme Hate"]]
-    p_rows = np.argmax(s_rows + np.array(bias), 1).tolist()
-    p_dist = np.argmax(s_dist + np.array(bias), 1).tolist()
-    p0_dist = np.argmax(s_dist, 1).tolist()
-    m_rows, m_dist, m0_dist = ev.metrics(y_rows, p_rows), ev.metrics(y_dist, p_dist), ev.metrics(y_dist, p0_dist)
+    m_rows = ev.metrics(y_rows, np.argmax(s_rows + np.array(bias), 1).tolist())
+    m_dist = ev.metrics(y_dist, np.argmax(s_dist + np.array(bias), 1).tolist())
+    m0_dist = ev.metrics(y_dist, np.argmax(s_dist, 1).tolist())
     m0_rows = ev.metrics(y_rows, np.argmax(s_rows, 1).tolist())
+    cal_dev = calibrate.summary(s_dist, y_dist, bias, temp)
+    cal_dev_t1 = calibrate.summary(s_dist, y_dist, bias, 1.0)
+    cal_dev_rows = calibrate.summary(s_rows, y_rows, bias, temp)
+    sv, yv = calib["_val"]
+    calibrate.reliability_plot([
+        ("validation fold(s), T=%.2f (fitted here)" % temp, calibrate.probs(sv, bias, temp), yv),
+        ("distinct dev comments, T=1", calibrate.probs(s_dist, bias, 1.0), y_dist),
+        ("distinct dev comments, T=%.2f" % temp, calibrate.probs(s_dist, bias, temp), y_dist)],
+        os.path.join(out, "reliability.png"))
     timings["eval_s"] = time.time() - t
 
-    # 6. export
+    # export
     mdir = os.path.join(out, "model")
     if os.path.isdir(mdir):
         shutil.rmtree(mdir)
     model.config.use_cache = True
     model.to(torch.float32).save_pretrained(mdir, safe_serialization=True)
-    model.generation_config.save_pretrained(mdir)
+    res["model"].generation_config.save_pretrained(mdir)
     tok.save_pretrained(mdir)
     for f in ("tokenizer.json", "tokenizer_config.json"):  # keep our exact files
-        shutil.copy(os.path.join(tok_dir, f), os.path.join(mdir, f))
+        shutil.copy(os.path.join(res["tok_dir"], f), os.path.join(mdir, f))
     for f in os.listdir(mdir):
         if f not in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
                      "tokenizer_config.json"):
             os.remove(os.path.join(mdir, f))
     fix_special_ids(mdir)
     gc = {"labels": LABELS, "prompt_prefix": PROMPT_PREFIX,
-          "score_bias": {"Not Hate": 0.0, "Hate": bias[1], "Extreme Hate": bias[2]}}
+          "score_bias": {"Not Hate": 0.0, "Hate": bias[1], "Extreme Hate": bias[2]},
+          "temperature": round(temp, 4)}
     with open(os.path.join(mdir, "gemmaclf.json"), "w", encoding="utf-8") as f:
         json.dump(gc, f, indent=1)
         f.write("\n")
@@ -344,33 +486,78 @@ def main(argv=None):
     reload_diff = float(np.abs(s_re - s_dist[:32]).max())
 
     ev.plot_confusions(m_rows, m_dist, os.path.join(out, "confusion_dev.png"))
-    report = {
-        "config": cfg, "sft_examples": sft_counts, "seed": args.seed, "smoke": args.smoke, "params": nparams, "vocab": nvocab,
-        "timings_s": timings, "lm_loss": lm_info["loss"], "lm_reused": args.reuse_lm, "sft_loss": sft_res.training_loss,
-        "answer_loss_before_sft": loss_before, "answer_loss_after_sft": loss_after,
-        "label_first_ids": enc.first_ids, "prompt_head_ids": enc.head, "prompt_tail_ids": enc.tail,
-        "trl_prompt_matches_scoring_prompt": check_ids == enc.prompt_ids(ex_comment),
-        "trl_answer_ids": ids[n_prompt:],
-        "reload_max_abs_diff": reload_diff, "bias_choice": {k: v for k, v in choice.items()
-                                                           if k not in ("grid", "macro_f1")},
-        "dev_rows": m_rows, "dev_distinct": m_dist, "dev_distinct_zero_bias": m0_dist, "dev_rows_zero_bias": m0_rows,
-        "torch_threads": torch.get_num_threads(),
-    }
+    cv = {k: v for k, v in calib.items() if k != "_val"}
+    report = dict(res["info"], timings_s=timings, reload_max_abs_diff=reload_diff,
+                  cv=cv, variant=calib["variant"], bias=bias, temperature=temp,
+                  bias_choice={"Hate": bias[1], "Extreme Hate": bias[2]},
+                  dev_rows=m_rows, dev_distinct=m_dist, dev_distinct_zero_bias=m0_dist, dev_rows_zero_bias=m0_rows,
+                  dev_distinct_calibration=cal_dev, dev_distinct_calibration_t1=cal_dev_t1,
+                  dev_rows_calibration=cal_dev_rows)
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    with open(os.path.join(out, "bias_grid.json"), "w") as f:
-        json.dump({"grid": choice["grid"], "macro_f1_distinct_dev": choice["macro_f1"]}, f)
     md = [ev.fmt_table(m_rows, "dev, all rows"), ev.fmt_table(m_dist, "dev, distinct comments"),
           ev.fmt_table(m0_dist, "dev, distinct comments, zero bias")]
     with open(os.path.join(out, "eval.md"), "w") as f:
         f.write("\n".join(md))
-    log("dev distinct: macro-F1 %.4f, Extreme Hate F1 %.4f (bias %s; zero bias macro-F1 %.4f EH F1 %.4f); "
-        "rows macro-F1 %.4f" % (m_dist["macro"]["f1"], m_dist["per_class"]["Extreme Hate"]["f1"], bias,
-                                m0_dist["macro"]["f1"], m0_dist["per_class"]["Extreme Hate"]["f1"],
-                                m_rows["macro"]["f1"]))
+    log("dev distinct: macro-F1 %.4f, Extreme Hate F1 %.4f (variant %s, bias %s, T %.3f; zero bias macro-F1 %.4f); "
+        "rows macro-F1 %.4f; ECE %.4f (T=1: %.4f)" % (
+            m_dist["macro"]["f1"], m_dist["per_class"]["Extreme Hate"]["f1"], calib["variant"], bias, temp,
+            m0_dist["macro"]["f1"], m_rows["macro"]["f1"], cal_dev["ece"], cal_dev_t1["ece"]))
     log("timings %s" % json.dumps({k: round(v, 1) for k, v in timings.items()}))
     log("exported %s (reload max |diff| %.2e)" % (mdir, reload_diff))
     return report
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--fold", type=int, default=None, help="train and score this validation fold only")
+    ap.add_argument("--calib", default=None, metavar="DIR[,DIR...]",
+                    help="train only the final model, with the choices made on these fold runs' outputs")
+    ap.add_argument("--tokenizer", default=None,
+                    help="reuse this tokenizer.json instead of training one (HF's BPE trainer breaks ties "
+                         "between equally frequent pairs in hash order, so fresh tokenizers differ slightly)")
+    ap.add_argument("--reuse-lm", action="store_true",
+                    help="start SFT from OUT/lm_model (saved by an earlier run's LM phase) instead of redoing it")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe setting, e.g. --set lm_epochs=2 --set cv_folds=0,1")
+    # 1 thread: on the shared 2-core machine, 2 OpenMP threads ran 7x SLOWER than 1 under load
+    # (measured 220 vs 1,524 tokens/s for a training step); use --threads 2 on an idle machine
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("GC_TRAIN_THREADS", "1")))
+    args = ap.parse_args(argv)
+    cfg = dict(SMOKE if args.smoke else FULL)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        if k not in cfg:
+            ap.error("unknown setting %s" % k)
+        cfg[k] = type(cfg[k])(v) if cfg[k] is not None else int(v)
+    out = os.path.abspath(args.out or os.path.join(HERE, "out", "smoke" if args.smoke else "full"))
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    if args.fold is not None:
+        return run_fold(args, cfg, args.fold, out)
+    if args.calib:
+        fold_dirs = [os.path.abspath(d) for d in args.calib.split(",")]
+    else:
+        fold_dirs = []
+        for f in [int(x) for x in cfg["cv_folds"].split(",")]:
+            fold_dirs.append(os.path.join(out, "fold%d" % f))
+            run_fold(args, cfg, f, fold_dirs[-1])
+    calib = calibration_from_folds(fold_dirs)
+    log("chosen on %d fold(s): candidate %s, bias %s, temperature %.3f; pooled validation macro-F1 %.4f "
+        "EH F1 %.4f ECE %.4f" % (len(fold_dirs), calib["variant"], calib["bias"], calib["temperature"],
+                                  calib["pooled"]["metrics"]["macro"]["f1"],
+                                  calib["pooled"]["metrics"]["per_class"]["Extreme Hate"]["f1"],
+                                  calib["pooled"]["calibration"]["ece"]))
+    rep = run_final(args, cfg, calib, out)
+    rep["recipe_wall_s"] = time.time() - t0 + (0 if not args.calib else sum(
+        json.load(open(os.path.join(d, "cv.json")))["timings_s"]["total_s"] for d in fold_dirs))
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(rep, f, indent=1)
+    return rep
 
 
 if __name__ == "__main__":

@@ -56,9 +56,14 @@ def label_logprobs(model, enc, comments, batch_size=64, max_tokens=None):
         for r, i in enumerate(idx):
             ids[r, :len(prompts[i])] = torch.tensor(prompts[i])
             mask[r, :len(prompts[i])] = 1
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        # the output head only at each prompt's last position (what gemmaclf computes, too)
+        hidden = model.model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
         last = mask.sum(1) - 1
-        lp = torch.log_softmax(logits[torch.arange(len(idx)), last], dim=-1)
+        logits = model.lm_head(hidden[torch.arange(len(idx)), last]).float()
+        cap = model.config.final_logit_softcapping
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        lp = torch.log_softmax(logits, dim=-1)
         out[idx] = lp[:, first]
     return out
 
