@@ -20,25 +20,58 @@ def hms(s):
     return "%d min %02d s" % (int(s) // 60, int(s) % 60)
 
 
+def cv_table(rep):
+    """Per-candidate validation numbers of every fold run the final model was chosen on."""
+    cv = rep["cv"]
+    rows = ["| fold | candidate (SFT epochs averaged) | bias (Hate, Extreme Hate) | macro-F1 | Extreme Hate F1 | Hate F1 | Not Hate F1 | macro-F1, no bias | T | ECE, T=1 | ECE, T |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in cv["folds"]:
+        fr = json.load(open(os.path.join(d, "cv.json")))
+        for spec, c in fr["candidates"].items():
+            m, ch = c["metrics"], c["choice"]
+            pc = m["per_class"]
+            rows.append("| %d | %s | %g, %g | %.4f | %.4f | %.4f | %.4f | %.4f | %.3f | %.4f | %.4f |" % (
+                fr["fold"], spec, ch["bias"][1], ch["bias"][2], m["macro"]["f1"], pc["Extreme Hate"]["f1"],
+                pc["Hate"]["f1"], pc["Not Hate"]["f1"], c["metrics_zero_bias"]["macro"]["f1"], ch["temperature"],
+                c["calibration_t1"]["ece"], c["calibration"]["ece"]))
+    return "\n".join(rows)
+
+
 def card(rep, name, command, wall, notes=""):
     c = rep["config"]
     t = dict(rep["timings_s"])
-    if rep.get("lm_reused"):  # total_s of a --reuse-lm run does not include the LM phase
-        t["total_s"] += t["lm_phase_s"]
-    bc = rep["bias_choice"]
+    cv = rep["cv"]
     md, mr = rep["dev_distinct"], rep["dev_rows"]
     m0 = rep["dev_distinct_zero_bias"]
+    cal, cal1 = rep["dev_distinct_calibration"], rep["dev_distinct_calibration_t1"]
+    pooled = cv["pooled"]
     sft = rep["sft_examples"]
     size_mb = rep.get("_size_bytes", 0) / 1e6
     eh = lambda m: m["per_class"]["Extreme Hate"]["f1"]
     nh_text = ("every Not Hate comment once" if c["not_hate_fraction"] >= 1 else
                "%d%% of the Not Hate comments (alternating parts)" % round(100 * c["not_hate_fraction"]))
+    folds = [json.load(open(os.path.join(d, "cv.json"))) for d in cv["folds"]]
+    fold_time = sum(f["timings_s"]["total_s"] for f in folds)
+    nval = sum(f["n_val"] for f in folds)
+    vspec = rep["variant"]
+    vtext = ("the weights at the end of SFT" if vspec == str(float(c["sft_epochs"])) or vspec == str(c["sft_epochs"])
+             else "the average of the SFT weights at epochs %s" % vspec.replace("+", ", "))
+    pf = cv["per_fold_metrics"]
+    spread = ""
+    if len(pf) > 1:
+        import statistics
+        mf = [m["macro"]["f1"] for m in pf]
+        ef = [eh(m) for m in pf]
+        spread = " (per fold: macro-F1 %s, mean %.4f ± %.4f; Extreme Hate F1 %s, mean %.4f ± %.4f)" % (
+            ", ".join("%.4f" % v for v in mf), statistics.mean(mf), statistics.stdev(mf),
+            ", ".join("%.4f" % v for v in ef), statistics.mean(ef), statistics.stdev(ef))
     return f"""# {name}
 
 The default model of gemmaclf: a small Gemma 3 (`Gemma3ForCausalLM`, {rep['params'] / 1e6:.2f}M parameters,
 {size_mb:.1f} MB in F32) trained from scratch on the Indo-HateSpeech training split, then fine-tuned to answer
-`Not Hate`, `Hate` or `Extreme Hate` to the seed's chat prompt. It replaces the seed's published model
-(accuracy 0.94 but macro-F1 0.60, never predicting Extreme Hate).
+`Not Hate`, `Hate` or `Extreme Hate` to the seed's chat prompt. Everything that was chosen (candidate
+weights, score bias, temperature) was chosen on a validation fold cut from the training split; dev was
+used only for the numbers reported below.
 
 ## Files
 
@@ -48,7 +81,7 @@ The default model of gemmaclf: a small Gemma 3 (`Gemma3ForCausalLM`, {rep['param
 | `model.safetensors` | F32 weights, tied embeddings (no `lm_head.weight`) |
 | `tokenizer.json`, `tokenizer_config.json` | {rep['vocab']:,}-token Gemma-style BPE (byte fallback) and the Gemma 3 chat template |
 | `generation_config.json` | as transformers writes it |
-| `gemmaclf.json` | labels, prompt prefix and per-label score bias for gemmaclf (below) |
+| `gemmaclf.json` | labels, prompt prefix, per-label score bias and temperature for gemmaclf (below) |
 
 `gemmaclf.json`:
 
@@ -59,10 +92,11 @@ The default model of gemmaclf: a small Gemma 3 (`Gemma3ForCausalLM`, {rep['param
 - `labels`: the answers, in the order gemmaclf reports them.
 - `prompt_prefix`: the user message is `prompt_prefix + comment.strip()`, rendered by the Gemma 3 chat
   template with the generation prompt: `<bos><start_of_turn>user\\n{{prefix}}{{comment}}<end_of_turn>\\n<start_of_turn>model\\n`.
-- `score_bias`: added to each label's score before the arg-max (and the softmax that gives the
-  reported probabilities). A label's score is the log-probability, after the prompt, of its first
-  token (`Not` {rep['label_first_ids'][0]}, `Hate` {rep['label_first_ids'][1]}, `Extreme` {rep['label_first_ids'][2]}: distinct), so the bias is a
-  prior correction; missing labels count 0.
+- `score_bias` and `temperature`: a label's score is the log-probability, after the prompt, of its first
+  token (`Not` {rep['label_first_ids'][0]}, `Hate` {rep['label_first_ids'][1]}, `Extreme` {rep['label_first_ids'][2]}: distinct). gemmaclf reports
+  probabilities = softmax((score + bias) / temperature) and the arg-max label (the temperature never
+  changes the label; the bias does: it is a prior correction). Missing labels' bias counts 0; a missing
+  temperature counts 1.
 
 Loads in transformers: `Gemma3ForCausalLM.from_pretrained(dir)`, `AutoTokenizer.from_pretrained(dir)`;
 greedy generation answers the label too, but gemmaclf scores the labels (one forward pass, bias applied).
@@ -73,7 +107,12 @@ Indo-HateSpeech (Hinglish Instagram comments, Latin and Devanagari script, emoji
 `../shared/data/indo-hatespeech`: train 40,715 rows, dev 2,097 rows; the test split (about 10% of the
 text groups) is held back. Training used the train rows deduplicated by normalized text (NFC, lower
 case, whitespace collapsed): 31,577 distinct comments, majority label per text (2 texts carry
-conflicting labels). Dev was used only to choose the score bias and to report the numbers below.
+conflicting labels).
+
+Validation folds: the 31,577 distinct training comments are dealt into {c['n_folds']} folds, stratified by
+label (within each label ordered by a SHA-1 of the normalized text), so every duplicate of a comment is in
+one fold; each fold holds ~6,315 comments, 273-274 of them Extreme Hate. The recipe held out fold(s)
+{c['cv_folds']} ({nval:,} comments), trained the same recipe on the rest, and chose on those predictions.
 
     @misc{{kaware2024indo, title={{Indo-HateSpeech}}, author={{Kaware, Pravin}}, year={{2024}},
           publisher={{Mendeley Data}}, version={{V1}}, doi={{10.17632/snc7mxpj6t.1}}}}
@@ -94,37 +133,54 @@ License of the data: CC BY 4.0.
 3. Language-model phase: {c['lm_epochs']} epoch(s) over the distinct training comments, batch {c['batch_size']}, AdamW lr {c['lm_lr']:g}
    cosine (final train loss {rep['lm_loss']:.3f}).
 4. SFT with TRL `SFTTrainer`, chat prompt-completion examples, loss on the answer
-   (`{{label}}<end_of_turn>\\n`) only; {c['sft_epochs']} epochs, batch {c['batch_size']}, AdamW lr {c['sft_lr']:g} cosine, weight decay 0.01.
-5. Imbalance, on purpose, in two places:
-   - sampling: each SFT epoch holds every Hate comment once, every Extreme Hate comment
-     {c['extreme_oversample']} times and {nh_text}; over the {c['sft_epochs']} epochs
-     {sft['Not Hate']:,} / {sft['Hate']:,} / {sft['Extreme Hate']:,} Not Hate / Hate / Extreme Hate examples
-     (the distinct training texts are 79.0% / 16.6% / 4.3%);
-   - prior correction: the score bias, chosen on the distinct dev comments by a grid search
-     (step 0.25 in [-3, 3] for Hate and Extreme Hate, Not Hate fixed at 0) maximising the 3x3-neighbourhood
-     mean of macro-F1.
+   (`{{label}}<end_of_turn>\\n`) only{', label smoothing %g' % c['label_smoothing'] if c['label_smoothing'] else ''}; {c['sft_epochs']} epochs, batch {c['batch_size']}, AdamW lr {c['sft_lr']:g} cosine, weight decay 0.01.
+   Each SFT epoch holds every Hate comment once, every Extreme Hate comment {c['extreme_oversample']} times and {nh_text};
+   over the {c['sft_epochs']} epochs {sft['Not Hate']:,} / {sft['Hate']:,} / {sft['Extreme Hate']:,} Not Hate / Hate / Extreme Hate examples.
+   Weight snapshots are kept at SFT epochs {', '.join(sorted(set(x for v in c['variants'].split('|') for x in v.split('+'))))}.
+5. On the validation fold(s) (a model trained the same way without them): each candidate
+   ({', '.join('`' + v + '`' for v in c['variants'].split('|'))}: a "+" averages those snapshots' weights) gets a score bias
+   (grid of step 0.25 in [-3, 3] for Hate and Extreme Hate, Not Hate fixed at 0, maximising the
+   3x3-neighbourhood mean of macro-F1); the candidate with the best smoothed macro-F1 wins
+   (`{vspec}`: {vtext}); then the temperature minimising the negative log-likelihood of
+   softmax((score + bias) / T) on those predictions: T = {rep['temperature']:.3f}.
+6. The final model: steps 1-4 on all of train, candidate `{vspec}`, with that bias and temperature.
 
-   | score bias (Hate, Extreme Hate) | distinct dev macro-F1 | Extreme Hate F1 | Hate F1 | Not Hate F1 |
-   |---|---|---|---|---|
-   | 0, 0 (none) | {m0['macro']['f1']:.4f} | {eh(m0):.4f} | {m0['per_class']['Hate']['f1']:.4f} | {m0['per_class']['Not Hate']['f1']:.4f} |
-   | {bc['Hate']:g}, {bc['Extreme Hate']:g} (chosen) | {md['macro']['f1']:.4f} | {eh(md):.4f} | {md['per_class']['Hate']['f1']:.4f} | {md['per_class']['Not Hate']['f1']:.4f} |
+{cv_table(rep)}
 
-   (neighbourhood-mean macro-F1 at the chosen point: {bc['smoothed_macro_f1']:.4f}; the full grid is in the run's
-   `bias_grid.json`.)
+Validation ({nval:,} held-out distinct training comments) of the chosen candidate with the chosen bias and T:
+macro-F1 **{pooled['metrics']['macro']['f1']:.4f}**, Extreme Hate F1 **{eh(pooled['metrics']):.4f}**, ECE {pooled['calibration']['ece']:.4f}{spread}.
+(These numbers choose the candidate, so they are slightly optimistic for that choice; dev below is untouched.)
 
-Measured training time: {hms(t['total_s'])} for the whole recipe (tokenizer {t['tokenizer_s']:.0f} s, LM phase
-{hms(t['lm_phase_s'])}, SFT {hms(t['sft_phase_s'])}, dev evaluation {t['eval_s']:.0f} s). {wall}Command:
+Measured training time: {hms(fold_time + t['total_s'])} for the whole recipe: validation fold run(s) {hms(fold_time)},
+final model {hms(t['total_s'])} (tokenizer {t['tokenizer_s']:.0f} s, LM phase {hms(t['lm_phase_s'])}, SFT {hms(t['sft_phase_s'])},
+dev evaluation {t['eval_s']:.0f} s). {wall}Command:
 
     {command}
 
-on the project's shared 2-core CPU machine while other jobs were compiling and benchmarking (one torch
-thread; an idle machine is faster).
-
 ## Results on dev (gemmaclf's scoring rule with the bias above, computed with transformers)
+
+| score bias (Hate, Extreme Hate) | distinct dev macro-F1 | Extreme Hate F1 | Hate F1 | Not Hate F1 |
+|---|---|---|---|---|
+| 0, 0 (none) | {m0['macro']['f1']:.4f} | {eh(m0):.4f} | {m0['per_class']['Hate']['f1']:.4f} | {m0['per_class']['Not Hate']['f1']:.4f} |
+| {rep['bias'][1]:g}, {rep['bias'][2]:g} (chosen on validation) | {md['macro']['f1']:.4f} | {eh(md):.4f} | {md['per_class']['Hate']['f1']:.4f} | {md['per_class']['Not Hate']['f1']:.4f} |
 
 {ev.fmt_table(md, 'Distinct dev comments')}
 {ev.fmt_table(mr, 'Dev rows (duplicates counted)')}
 ![confusion matrices](confusion_dev.png)
+
+## Calibration
+
+Top-label expected calibration error (15 equal-width confidence bins) of gemmaclf's probabilities
+softmax((score + bias) / T):
+
+| | T | ECE | class-wise ECE | NLL |
+|---|---|---|---|---|
+| validation fold(s) (T fitted here) | {rep['temperature']:.3f} | {pooled['calibration']['ece']:.4f} | {pooled['calibration']['classwise_ece']:.4f} | {pooled['calibration']['nll']:.4f} |
+| distinct dev comments, without temperature | 1 | {cal1['ece']:.4f} | {cal1['classwise_ece']:.4f} | {cal1['nll']:.4f} |
+| distinct dev comments | {rep['temperature']:.3f} | **{cal['ece']:.4f}** | {cal['classwise_ece']:.4f} | {cal['nll']:.4f} |
+| dev rows | {rep['temperature']:.3f} | {rep['dev_rows_calibration']['ece']:.4f} | {rep['dev_rows_calibration']['classwise_ece']:.4f} | {rep['dev_rows_calibration']['nll']:.4f} |
+
+![reliability diagrams](reliability.png)
 {notes}
 ## Limits
 
@@ -134,8 +190,7 @@ thread; an idle machine is faster).
   human review.
 - Labels are noisy and the Hate / Extreme Hate boundary is subjective (see the confusion matrix:
   most errors are between neighbouring classes).
-- The bias was chosen on dev, so the dev numbers are slightly optimistic; the held-back test split
-  is the unbiased check.
+- The probabilities are calibrated on comments like the training ones; on other text they need not be.
 - Comments longer than gemmaclf's `max_input_tokens` (default 512 tokens) are cut; training saw
   comments cut at 400 characters.
 """
@@ -154,7 +209,8 @@ def main():
     for f in FILES:
         shutil.copy(os.path.join(a.run_dir, "model", f), os.path.join(a.model_dir, f))
     fix_special_ids(a.model_dir)
-    shutil.copy(os.path.join(a.run_dir, "confusion_dev.png"), os.path.join(a.model_dir, "confusion_dev.png"))
+    for png in ("confusion_dev.png", "reliability.png"):
+        shutil.copy(os.path.join(a.run_dir, png), os.path.join(a.model_dir, png))
     rep["_gemmaclf_json"] = json.load(open(os.path.join(a.model_dir, "gemmaclf.json")))
     rep["_size_bytes"] = os.path.getsize(os.path.join(a.model_dir, "model.safetensors"))
     name = os.path.basename(os.path.normpath(a.model_dir))

@@ -62,6 +62,46 @@ def main():
             check(os.path.isfile(os.path.join(mdir, f)), "export has %s" % f)
         check_tokenizer(os.path.join(mdir, "tokenizer.json"))
         check_export(mdir, rep)
+        check_calibration(out, mdir, rep)
+    check_calibrate_math()
+
+
+def check_calibration(out, mdir, rep):
+    """The recipe's CV + calibration path: fold run, candidates, temperature exported."""
+    cv = json.load(open(os.path.join(out, "fold0", "cv.json")))
+    specs = rep["config"]["variants"].split("|")
+    check(sorted(cv["candidates"]) == sorted(specs), "fold 0 scored every candidate: %r" % sorted(cv["candidates"]))
+    check(cv["n_val"] > 0 and cv["n_train_distinct"] > cv["n_val"], "fold sizes: %d train, %d val" % (
+        cv["n_train_distinct"], cv["n_val"]))
+    check(rep["variant"] in specs, "chosen candidate is one of the candidates: %r" % rep["variant"])
+    gc = json.load(open(os.path.join(mdir, "gemmaclf.json")))
+    t = gc.get("temperature")
+    check(isinstance(t, (int, float)) and 0 < t < 100, "gemmaclf.json temperature: %r" % t)
+    check(abs(t - rep["temperature"]) < 1e-3, "exported temperature = chosen one")
+    check([gc["score_bias"][k] for k in ("Not Hate", "Hate", "Extreme Hate")] == rep["bias"],
+          "exported bias = chosen one")
+    e = rep["dev_distinct_calibration"]["ece"]
+    check(0 <= e <= 1, "dev ECE in [0, 1]: %r" % e)
+    check(os.path.isfile(os.path.join(out, "reliability.png")), "reliability plot written")
+
+
+def check_calibrate_math():
+    """fit_temperature recovers the temperature that generated the labels; ECE of calibrated
+    probabilities is small and of over-confident ones large."""
+    import numpy as np
+    import calibrate
+    rng = np.random.default_rng(0)
+    s = rng.normal(0, 3, size=(20000, 3))
+    p_true = calibrate.probs(s, [0, 0, 0], 2.5)
+    y = np.array([rng.choice(3, p=p) for p in p_true])
+    t = calibrate.fit_temperature(s, y, [0, 0, 0])
+    check(abs(t - 2.5) < 0.15, "fitted temperature %.3f ~ 2.5" % t)
+    e_cal = calibrate.ece(calibrate.probs(s, [0, 0, 0], t), y)[0]
+    e_raw = calibrate.ece(calibrate.probs(s, [0, 0, 0], 1.0), y)[0]
+    check(e_cal < 0.02 and e_raw > 0.05, "ECE calibrated %.4f < 0.02, over-confident %.4f > 0.05" % (e_cal, e_raw))
+    b, tj = calibrate.fit_bias_temperature(s + np.array([0, -1.0, 0.5]), y)
+    check(abs(b[1] - 1.0) < 0.2 and abs(b[2] + 0.5) < 0.2 and abs(tj - 2.5) < 0.3,
+          "joint fit undoes a known shift: bias %r, T %.3f" % (b, tj))
 
 
 def check_tokenizer(path):
