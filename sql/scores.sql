@@ -37,3 +37,26 @@ FROM (SELECT generated, s,
       FROM hf, LATERAL classify_hate_scores(body) s) x;
 
 SELECT classify_hate_scores(NULL) IS NULL AS null_is_null;
+
+-- gemmaclf.json "temperature": probabilities = softmax((score + bias) / T); the label does not move.
+-- A copy of the reference model with T = 2: every probability is sqrt(p) renormalised.
+\set tdir /tmp/gemmaclf_temperature
+\set mk 'cat >/dev/null; rm -rf ' :tdir ' ' :tdir '_bad && mkdir -p ' :tdir ' ' :tdir '_bad && for d in ' :tdir ' ' :tdir '_bad; do for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do ln -s ' :ref '/$f $d/$f; done; done && printf ''{"temperature": 2}'' > ' :tdir '/gemmaclf.json && printf ''{"temperature": -0.5}'' > ' :tdir '_bad/gemmaclf.json'
+COPY (SELECT 1) TO PROGRAM :'mk';
+CREATE TEMP TABLE t1 AS
+SELECT body, classify_hate_scores(body) AS s FROM (VALUES ('A'), ('Sali'), ('Randi saali mc')) v(body);
+SET gemmaclf.model_path = :'tdir';
+SELECT t1.body, s2->>'label' = t1.s->>'label' AS same_label,
+       max(abs((s2->'scores'->>k)::float8 - sqrt((t1.s->'scores'->>k)::float8) /
+               (SELECT sum(sqrt(v::float8)) FROM jsonb_each_text(t1.s->'scores') x(kk, v)))) < 1e-5 AS tempered,
+       bool_or((s2->'scores'->>k)::float8 <> (t1.s->'scores'->>k)::float8) AS changed
+FROM t1, LATERAL (SELECT classify_hate_scores(t1.body) AS s2) y, LATERAL jsonb_object_keys(t1.s->'scores') k
+GROUP BY t1.body, s2, t1.s ORDER BY 1;
+-- a temperature that is not a finite number > 0: the model does not load (an ERROR, no crash)
+\set tbad :tdir '_bad'
+SET gemmaclf.model_path = :'tbad';
+SELECT classify_hate('x');
+SET gemmaclf.model_path = :'ref';
+SELECT classify_hate('Sali') AS back_to_ref;
+\set rm 'cat >/dev/null; rm -rf ' :tdir ' ' :tdir '_bad'
+COPY (SELECT 1) TO PROGRAM :'rm';

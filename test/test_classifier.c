@@ -46,6 +46,7 @@ static void test_labels_config(void)
     CHECK(c.n_labels == 3 && !strcmp(c.labels[0], "Not Hate") && !strcmp(c.labels[2], "Extreme Hate"),
           "defaults");
     CHECK(!strcmp(c.prompt_prefix, GC_DEFAULT_PROMPT_PREFIX) && c.bias[1] == 0.0f, "default prefix");
+    CHECK(c.temperature == 1.0, "default temperature 1: %g", c.temperature);
     gc_labels_config_free(&c);
 
     CHECK(gc_labels_config_parse("{\"labels\": [\"ok\", \"bad\"], \"prompt_prefix\": \"p: \", "
@@ -54,11 +55,16 @@ static void test_labels_config(void)
           "custom labels and bias");
     CHECK(!strcmp(c.prompt_prefix, "p: "), "custom prefix");
     gc_labels_config_free(&c);
+    CHECK(gc_labels_config_parse("{\"temperature\": 1.75}", &c, &e) == GC_OK, "%s", e.msg);
+    CHECK(c.temperature == 1.75, "temperature parsed: %g", c.temperature);
+    gc_labels_config_free(&c);
 
     const char *bad[] = {"[1]", "{\"labels\": \"x\"}", "{\"labels\": [\"a\"]}",
                          "{\"labels\": [\"a\", \"a\"]}", "{\"labels\": [\"a\", \"\"]}",
                          "{\"score_bias\": {\"nope\": 1}}", "{\"score_bias\": {\"Hate\": \"x\"}}",
-                         "{\"prompt_prefix\": 3}", "{not json"};
+                         "{\"prompt_prefix\": 3}", "{not json", "{\"temperature\": 0}",
+                         "{\"temperature\": -1.5}", "{\"temperature\": \"2\"}",
+                         "{\"temperature\": 1e999}", "{\"temperature\": [1]}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         e.msg[0] = '\0';
         CHECK(gc_labels_config_parse(bad[i], &c, &e) == GC_EFORMAT && e.msg[0], "rejects %s", bad[i]);
@@ -233,7 +239,7 @@ static void test_sequence_scoring(void)
     snprintf(p, sizeof p, "%s/gemmaclf.json", dir);
     FILE *f = fopen(p, "w");
     fputs("{\"labels\": [\"Extreme Hate\", \"Extreme\", \"Not Hate\"], "
-          "\"score_bias\": {\"Not Hate\": 0.25}}", f);
+          "\"score_bias\": {\"Not Hate\": 0.25}, \"temperature\": 1.6}", f);
     fclose(f);
     gc_classifier *c = NULL;
     gc_session *s = NULL;
@@ -275,6 +281,8 @@ static void test_sequence_scoring(void)
             gc_ids_free(&ids);
         }
         double q[3];
+        for (int l = 0; l < 3; l++)
+            sc[l] /= 1.6; /* the temperature of gemmaclf.json */
         softmax3(sc, 3, q);
         for (int l = 0; l < 3; l++)
             CHECK(fabs(q[l] - prob[l]) < 1e-4, "label %d: %.6f vs by hand %.6f", l, prob[l], q[l]);

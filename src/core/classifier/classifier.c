@@ -406,8 +406,9 @@ static void to_probs(const gc_classifier *c, float *row, int *label)
         if (x[l] > mx)
             mx = x[l], best = l;
     }
+    /* (x - mx) <= 0 before dividing, so any temperature > 0 gives exp() in [0, 1], never NaN */
     for (int l = 0; l < L; l++)
-        sum += (x[l] = exp(x[l] - mx));
+        sum += (x[l] = exp((x[l] - mx) / c->cfg.temperature));
     for (int l = 0; l < L; l++)
         row[l] = (float)(x[l] / sum);
     if (label)

@@ -8,8 +8,10 @@
  * Scoring: each label is a continuation of the chat prompt (its plain token ids). When the
  * labels' first tokens differ, one forward pass over the prompt gives the logits of those first
  * tokens at the last position; otherwise the log-probabilities of each label's full token sequence
- * followed by <end_of_turn> (what generation would produce) are summed. probabilities = softmax(score + bias) over the labels, so they sum to 1, and the
- * label is the arg-max — what greedy generation answers when it produces a label.
+ * followed by <end_of_turn> (what generation would produce) are summed. probabilities =
+ * softmax((score + bias) / temperature) over the labels (bias and temperature from gemmaclf.json;
+ * the temperature calibrates the probabilities and never moves the arg-max), so they sum to 1,
+ * and the label is the arg-max — what greedy generation answers when it produces a label.
  *
  * Truncation: the comment's tokens are capped at max_input_tokens (the first ones are kept), and
  * so that the prompt fits the model's max_position_embeddings; the chat markers before and after

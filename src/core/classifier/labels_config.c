@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ void gc_labels_config_free(gc_labels_config *cfg)
 static gc_status set_defaults(gc_labels_config *cfg, gc_err *e)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->temperature = 1.0;
     for (int i = 0; i < 3; i++) {
         if (!(cfg->labels[i] = dup_str(default_labels[i])))
             goto nomem;
@@ -99,6 +101,7 @@ gc_status gc_labels_config_parse(const char *json, gc_labels_config *cfg, gc_err
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
     const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(root, "prompt_prefix");
     const cJSON *bias = cJSON_GetObjectItemCaseSensitive(root, "score_bias");
+    const cJSON *temp = cJSON_GetObjectItemCaseSensitive(root, "temperature");
     if (labels && !cJSON_IsNull(labels))
         st = parse_labels(labels, cfg, e);
     if (!st && prefix && !cJSON_IsNull(prefix)) {
@@ -112,6 +115,13 @@ gc_status gc_labels_config_parse(const char *json, gc_labels_config *cfg, gc_err
     }
     if (!st && bias && !cJSON_IsNull(bias))
         st = parse_bias(bias, cfg, e);
+    if (!st && temp && !cJSON_IsNull(temp)) {
+        /* 1e999 parses as infinity: only finite positive numbers scale scores meaningfully */
+        if (!cJSON_IsNumber(temp) || !isfinite(temp->valuedouble) || !(temp->valuedouble > 0))
+            st = gc_fail(e, GC_EFORMAT, "\"temperature\" must be a finite number > 0");
+        else
+            cfg->temperature = temp->valuedouble;
+    }
     cJSON_Delete(root);
     if (st)
         gc_labels_config_free(cfg);

@@ -1,5 +1,5 @@
 /* gemmaclf.json beside a model: which labels the classifier scores, the prompt prefix and
- * per-label score biases. Absent file = the defaults of the seed's hate-speech classifier
+ * per-label score biases and the temperature of the probabilities. Absent file = the defaults of the seed's hate-speech classifier
  * (its prompt prefix: GC_DEFAULT_PROMPT_PREFIX in classifier/prompt.h). */
 #ifndef GC_LABELS_CONFIG_H
 #define GC_LABELS_CONFIG_H
@@ -12,6 +12,8 @@ typedef struct gc_labels_config {
     int n_labels;
     char *labels[GC_MAX_LABELS]; /* malloc'd, UTF-8, distinct, non-empty */
     float bias[GC_MAX_LABELS];   /* added to the label's log-score before the softmax */
+    double temperature;          /* probabilities = softmax((score + bias) / temperature); finite,
+                                  * > 0, default 1; it never changes the arg-max label */
     char *prompt_prefix;         /* malloc'd */
 } gc_labels_config;
 
