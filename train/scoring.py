@@ -74,6 +74,12 @@ def load_bias(model_dir):
     return [float(cfg.get("score_bias", {}).get(lab, 0.0)) for lab in LABELS]
 
 
+def load_temperature(model_dir):
+    """gemmaclf.json "temperature" (default 1): probabilities = softmax((score + bias) / T)."""
+    with open(os.path.join(model_dir, "gemmaclf.json"), encoding="utf-8") as f:
+        return float(json.load(f).get("temperature", 1.0))
+
+
 def predict(scores, bias):
     """scores [N,3] log-probs, bias list of 3 -> list of label indices."""
     return (scores + torch.tensor(bias)).argmax(1).tolist()

@@ -10,7 +10,8 @@
    input: the last position's logits as an array of vocab floats, an array of per-position arrays,
    or an object with "logits".
 3. `GC_BIN classify MODEL_DIR`: JSON lines of JSON strings in, {"label", "scores"} out; labels
-   equal the Python scoring rule's for >= 99.9% of dev rows; scores equal softmax(score + bias).
+   equal the Python scoring rule's for >= 99.9% of dev rows; scores equal softmax((score + bias) / T)
+   (bias and temperature T from gemmaclf.json).
 A missing package, data set, CLI or CLI command is a failure: nothing would be compared.
 
 Env: GC_BIN (default bin/gemmaclf), GC_MODEL_DIR (default models/gemmaclf-hinglish-small),
@@ -72,7 +73,7 @@ def main():
     os.environ["GC_SHARED"] = shared
     from common import LABELS, PROMPT_PREFIX, distinct, load_split
     from evaluate import metrics
-    from scoring import PromptEncoder, label_logprobs, load_bias
+    from scoring import PromptEncoder, label_logprobs, load_bias, load_temperature
 
     # 1. transformers side
     if not check(os.path.isfile(os.path.join(mdir, "model.safetensors")), "model at %s" % mdir):
@@ -105,7 +106,7 @@ def main():
         check_logits(gc_bin, mdir, model, enc, dev[:50], max_tok)
     # 3. classify
     if check("classify" in cmds, "%s missing or has no 'classify' command: label cross-check not run" % gc_bin):
-        check_classify(gc_bin, mdir, model, enc, dev, bias, max_tok, LABELS)
+        check_classify(gc_bin, mdir, model, enc, dev, bias, load_temperature(mdir), max_tok, LABELS)
 
 
 def check_logits(gc_bin, mdir, model, enc, rows, max_tok):
@@ -136,12 +137,12 @@ def check_logits(gc_bin, mdir, model, enc, rows, max_tok):
     check(worst <= 1e-4, "logits agree within 1e-4 relative (%.2e)" % worst)
 
 
-def check_classify(gc_bin, mdir, model, enc, rows, bias, max_tok, labels):
+def check_classify(gc_bin, mdir, model, enc, rows, bias, temperature, max_tok, labels):
     import numpy as np
     from scoring import label_logprobs
     s = label_logprobs(model, enc, [r["text"] for r in rows], max_tokens=max_tok).numpy() + bias
     want = [labels[i] for i in np.argmax(s, 1)]
-    prob = np.exp(s - s.max(1, keepdims=True))
+    prob = np.exp((s - s.max(1, keepdims=True)) / temperature)
     prob /= prob.sum(1, keepdims=True)
     rc, out, err = run_bin([gc_bin, "classify", mdir, "--max-input-tokens", str(max_tok)],
                            [json.dumps(r["text"]) for r in rows])
@@ -155,7 +156,7 @@ def check_classify(gc_bin, mdir, model, enc, rows, bias, max_tok, labels):
     dp = max(abs(g["scores"][lab] - prob[i, j]) for i, g in enumerate(got) for j, lab in enumerate(labels)
              if "scores" in g and lab in g["scores"])
     print("classify: max |probability difference| %.2e" % dp)
-    check(dp <= 1e-3, "scores == softmax(score + bias) within 1e-3 (%.2e)" % dp)
+    check(dp <= 1e-3, "scores == softmax((score + bias) / T) within 1e-3, T = %g (%.2e)" % (temperature, dp))
 
 
 if __name__ == "__main__":
