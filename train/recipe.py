@@ -25,7 +25,7 @@ from common import (LABELS, PROMPT_PREFIX, HERE, cv_fold_of, distinct, fix_speci
 FULL = dict(
     vocab_size=4096, hidden_size=256, num_hidden_layers=3, intermediate_size=512, num_attention_heads=4,
     num_key_value_heads=1, head_dim=64, sliding_window=512,
-    lm_epochs=2, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
+    lm_epochs=1, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
     # per SFT epoch: every Not Hate and Hate comment once, every Extreme Hate comment 3 times
     # (not_hate_fraction < 1 keeps only that share of Not Hate per epoch, alternating parts: the
     # first full run used 0.5 and reached distinct-dev macro-F1 0.80; with 1.0 0.83; see train/runs.md)
