@@ -16,6 +16,9 @@
 #   8. kill -9 of the worker: PostgreSQL restarts the whole cluster (any process attached to
 #      shared memory that dies by a signal may have corrupted it); the waiting backend gets an
 #      error, never a hang, and the worker is back afterwards
+# Pinned labels: 'Sali' -> Hate and 'Randi saali mc' -> Extreme Hate are transformers' answers
+# for these dev comments (reference/hf-trained-classifier/hf_predictions_dev.json); every other
+# result is compared with the in-backend one computed in the same run.
 # No timing: the worker is held at a known point with gemmaclf_inference_hold() (test hook) and
 # every wait is for a condition, with a bound. Prints "inference: N passed, M failed".
 set -u
