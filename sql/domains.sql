@@ -11,8 +11,9 @@ SET gemmaclf.model_path = :'ref';
 
 CREATE DOMAIN short_label AS varchar(4);
 CREATE DOMAIN wide_label AS varchar(20) DEFAULT 'unlabelled' NOT NULL;
-CREATE DOMAIN mild_label AS text CHECK (VALUE <> 'Extreme Hate');
-CREATE DOMAIN mild_scores AS jsonb CHECK (VALUE->>'label' <> 'Extreme Hate');
+-- CHECK constraints that only the longest label (12 characters) breaks
+CREATE DOMAIN mild_label AS text CHECK (length(VALUE) <= 8);
+CREATE DOMAIN mild_scores AS jsonb CHECK (length(VALUE->>'label') <= 8);
 
 -- the trigger
 CREATE TABLE t_short (body text, label short_label);

@@ -12,41 +12,52 @@ CREATE TABLE big (id int, body text);
 INSERT INTO big SELECT i, (ARRAY['A', 'Sali', 'Randi saali mc', 'Kya yaar', 'Inki madarchod'])[1 + i % 5]
 FROM generate_series(1, 200000) i;
 VACUUM ANALYZE big;
-\set par 'SET gemmaclf.model_path = ' :'ref' '; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = on;'
-:par
-EXPLAIN (COSTS OFF) SELECT count(*) FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
--- the answer, from a serial scan
+-- the label to count, and the count from a serial scan: the reference for every run below
+SET gemmaclf.model_path = :'ref';
+CREATE TABLE wanted AS SELECT classify_hate('Sali') AS label;
 SET max_parallel_workers_per_gather = 0;
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+CREATE TABLE answer AS
+SELECT count(*) AS n FROM big WHERE id <= 50 AND classify_hate(body) = (SELECT label FROM wanted);
+\set par 'SET gemmaclf.model_path = ' :'ref' '; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = on;'
+\set q 'SELECT count(*) = (SELECT n FROM answer) AS same FROM big WHERE id <= 50 AND classify_hate(body) = (SELECT label FROM wanted);'
+:par
+-- the plan is parallel (a Gather)
+DO $$ DECLARE p json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) SELECT count(*) FROM big WHERE id <= 50 AND '
+          'classify_hate(body) = (SELECT label FROM wanted)' INTO p;
+  RAISE NOTICE 'parallel plan: %', position('"Node Type": "Gather"' IN p::text) > 0;
+END $$;
+SELECT n > 0 AS some_rows_counted FROM answer;
 -- ten fresh sessions, each cold
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
+:q
 \c
 :par
-SELECT count(*) AS hate FROM big WHERE id <= 50 AND classify_hate(body) = 'Hate';
-DROP TABLE big;
+:q
+DROP TABLE big, wanted, answer;
