@@ -8,6 +8,8 @@ CREATE EXTENSION IF NOT EXISTS gemmaclf;
 RESET client_min_messages;
 SET gemmaclf.model_path = :'ref';
 \set VERBOSITY terse
+-- a crash in any backend restarts the postmaster: compared at the end
+SELECT pg_postmaster_start_time() AS postmaster_start \gset
 
 -- model B: the reference weights under other label names
 \set mk 'cat >/dev/null; rm -rf /tmp/gemmaclf_relabel && mkdir -p /tmp/gemmaclf_relabel && ln -s ' :ref '/config.json ' :ref '/model.safetensors ' :ref '/tokenizer.json ' :ref '/tokenizer_config.json /tmp/gemmaclf_relabel/ && printf ''{"labels": ["Clean", "Abusive", "Severe"]}'' > /tmp/gemmaclf_relabel/gemmaclf.json'
@@ -59,6 +61,8 @@ SELECT classify_hate('Sali') AS label FROM generate_series(1, 10);
 SELECT classify_hate_scores('Sali');
 SET gemmaclf.model_path = :'ref';
 SELECT classify_hate('Sali') AS label;
+
+SELECT pg_postmaster_start_time() = :'postmaster_start' AS postmaster_not_restarted;
 
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null; rm -rf /tmp/gemmaclf_relabel /tmp/gemmaclf_long';
 DROP TABLE relabel, relabel2;
