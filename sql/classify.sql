@@ -15,11 +15,12 @@ FROM (VALUES ('A'), ('Kya yaar'), ('✅✅'), ('Sali'), ('Inki madarchod'),
 -- NULL in, NULL out (STRICT)
 SELECT classify_hate(NULL::text) IS NULL AS null_is_null;
 
--- declared properties
+-- declared properties (background labelling's functions: sql/watch.sql)
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args, p.provolatile,
        p.proisstrict, p.proparallel, p.procost
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'gemmaclf'
+WHERE p.proname NOT LIKE 'gemmaclf\_%watch%'
 ORDER BY 1, 2;
 
 -- the same text gives the same label whatever else is classified with it

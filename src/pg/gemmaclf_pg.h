@@ -12,11 +12,12 @@
  *   classify.c        the one place that classifies: batches and the one-text path
  *   encoding.c        server encoding <-> UTF-8 for texts and labels
  *   scores.c          a result as {"label": ..., "scores": {...}} jsonb
- *   columns.c         the column rules shared by the trigger and the procedure
+ *   columns.c         the column rules shared by the trigger, the procedure and the watch
  *   functions.c       classify_hate(text), classify_hate(text[]), classify_hate_scores(text)
  *   trigger.c         gemmaclf_flag_hate() row trigger
  *   classify_table.c  CALL gemmaclf_classify_table(...)
- *   model_info.c      gemmaclf_model_info() */
+ *   model_info.c      gemmaclf_model_info()
+ *   watch_*.c         background labelling of watched tables (issue 11; map in watch.h) */
 #ifndef GEMMACLF_PG_H
 #define GEMMACLF_PG_H
 
@@ -33,6 +34,10 @@ extern int gemmaclf_device;
 extern int gemmaclf_threads;
 extern int gemmaclf_max_input_tokens;
 extern int gemmaclf_batch_size;
+/* background labelling (issue 11): 0 / NULL when gemmaclf is not in shared_preload_libraries */
+#define GCPG_WATCH_MAX_WORKERS 32
+extern int gemmaclf_watch_workers;
+extern char *gemmaclf_watch_database;
 void gcpg_guc_init(void);
 
 /* ---- model_dir.c ---- */

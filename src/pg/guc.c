@@ -5,6 +5,7 @@
  * that only change speed (device, threads, batch_size) are for everyone. */
 #include "gemmaclf_pg.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 char *gemmaclf_model_path = NULL;
@@ -12,6 +13,9 @@ int gemmaclf_device = GC_DEVICE_AUTO;
 int gemmaclf_threads = 1;
 int gemmaclf_max_input_tokens = GC_DEFAULT_MAX_INPUT_TOKENS;
 int gemmaclf_batch_size = GC_DEFAULT_BATCH_SIZE;
+/* background labelling (issue 11) */
+int gemmaclf_watch_workers = 0;
+char *gemmaclf_watch_database = NULL;
 
 static const struct config_enum_entry device_options[] = {
     {"auto", GC_DEVICE_AUTO, false},
@@ -43,5 +47,21 @@ void gcpg_guc_init(void)
     DefineCustomIntVariable("gemmaclf.batch_size", "Texts per forward pass in batched calls.",
                             NULL, &gemmaclf_batch_size, GC_DEFAULT_BATCH_SIZE, 1, 4096,
                             PGC_USERSET, 0, NULL, NULL, NULL);
+    /* Background labelling (issue 11). PGC_POSTMASTER settings exist only when the postmaster
+     * loads gemmaclf from shared_preload_libraries (PostgreSQL refuses to define them later);
+     * elsewhere gemmaclf.workers stays 0 and gemmaclf_watch() says what to set. */
+    if (process_shared_preload_libraries_in_progress) {
+        DefineCustomIntVariable("gemmaclf.workers",
+                                "Background workers that label the rows of watched tables.",
+                                "Needs shared_preload_libraries = 'gemmaclf'; 0 turns background "
+                                "labelling off. Each is one of max_worker_processes.",
+                                &gemmaclf_watch_workers, 1, 0, GCPG_WATCH_MAX_WORKERS,
+                                PGC_POSTMASTER, 0, NULL, NULL, NULL);
+        DefineCustomStringVariable("gemmaclf.database",
+                                   "The database whose watched tables the workers label.",
+                                   "gemmaclf_watch() works in this database only.",
+                                   &gemmaclf_watch_database, "postgres", PGC_POSTMASTER, 0,
+                                   NULL, NULL, NULL);
+    }
     MarkGUCPrefixReserved("gemmaclf");
 }

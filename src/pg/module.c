@@ -1,6 +1,7 @@
 /* The extension's entry point: like pgvector's, _PG_init only asks each concept to set itself
  * up (gemmaclf_pg.h has the file map). */
 #include "gemmaclf_pg.h"
+#include "watch.h"
 
 #include "fmgr.h"
 
@@ -12,4 +13,5 @@ void _PG_init(void)
 {
     gcpg_guc_init();
     gcpg_session_preload();
+    gcpg_watch_init();
 }

@@ -16,4 +16,20 @@
 #include "varatt.h"
 #endif
 
+/* Background labelling (issue 11). */
+/* Ownership checks: one function per object class until 15, object_ownercheck() since 16
+ * (use sites include utils/acl.h and catalog/pg_class.h). */
+#if PG_VERSION_NUM >= 160000
+#define gcpg_rel_ownercheck(relid, roleid) object_ownercheck(RelationRelationId, (relid), (roleid))
+#else
+#define gcpg_rel_ownercheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
+#endif
+/* A named wait event for the workers' sleep (pg_stat_activity.wait_event) since 17; before,
+ * the generic "Extension" (use sites include utils/wait_event.h). */
+#if PG_VERSION_NUM >= 170000
+#define gcpg_wait_event(name) WaitEventExtensionNew(name)
+#else
+#define gcpg_wait_event(name) PG_WAIT_EXTENSION
+#endif
+
 #endif
