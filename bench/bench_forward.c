@@ -18,6 +18,7 @@
 
 #include "model/gemma3.h"
 #include "common/ids.h"
+#include "model/cuda_plugin.h"
 #include "model/model.h"
 
 typedef struct prompts {
@@ -161,7 +162,14 @@ int main(int argc, char **argv)
         return 1;
     }
     gc_ctx *ctx = NULL;
-    gc_ctx_opts co = {.threads = threads, .device = dev};
+    const char *prec_env = getenv(GC_CUDA_PRECISION_ENV);
+    int prec = GC_CUDA_F32;
+    if (prec_env && *prec_env && gc_cuda_precision_parse(prec_env, &prec)) {
+        fprintf(stderr, "bench_forward: %s=%s: expected f32, tf32 or bf16\n",
+                GC_CUDA_PRECISION_ENV, prec_env);
+        return 2;
+    }
+    gc_ctx_opts co = {.threads = threads, .device = dev, .cuda_precision = prec};
     if (gc_ctx_new(m, &co, &ctx, &e)) {
         fprintf(stderr, "bench_forward: %s\n", e.msg);
         return 1;
@@ -223,11 +231,11 @@ int main(int argc, char **argv)
         }
     }
     double secs = t_end - t0;
-    const char *prec = getenv("GEMMACLF_CUDA_PRECISION");
+    static const char *const prec_names[] = {"f32", "tf32", "bf16"};
     printf("{\"device\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"prefix\": %d, "
            "\"prompts\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"prompts_per_s\": %.1f}\n",
            gc_ctx_device(ctx) == GC_DEVICE_CUDA ? "cuda" : "cpu",
-           gc_ctx_device(ctx) == GC_DEVICE_CUDA ? (prec && *prec ? prec : "f32") : "f32", batch,
+           gc_ctx_device(ctx) == GC_DEVICE_CUDA ? prec_names[prec] : "f32", batch,
            prefix_n, (long long)np * repeat, tokens, secs, secs > 0 ? np * repeat / secs : 0.0);
     gc_prefix_free(pre);
     gc_ctx_free(ctx);

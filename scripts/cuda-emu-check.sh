@@ -127,5 +127,41 @@ else
     bad "auto without device: $(cat "$W/err.txt")"
 fi
 
+# issue 12 part 5: device choice, compute capability, --cuda-precision, sticky faults
+expect_fail "compute capability 7.5" "compute capability" GCU_EMU_CC=75
+if "$GC" logits "$m" --device cuda --cuda-device 1 <<<'[2,3]' >/dev/null 2>"$W/err.txt"; then
+    bad "--cuda-device 1 with one device: succeeded"
+elif grep -q "device 1 requested" "$W/err.txt"; then ok; else bad "--cuda-device 1: $(cat "$W/err.txt")"; fi
+if "$GC" logits "$m" --device cuda --cuda-precision fp8 <<<'[2,3]' >/dev/null 2>"$W/err.txt"; then
+    bad "--cuda-precision fp8: succeeded"
+elif grep -q "expected f32, tf32 or bf16" "$W/err.txt"; then ok; else bad "--cuda-precision fp8: $(cat "$W/err.txt")"; fi
+# --cuda-precision wins over the environment: bf16 asked on the command line, f32 in the env
+name=tiny_gqa_f32
+if GEMMACLF_CUDA_PRECISION=f32 "$GC" logits "$m" --device cuda --cuda-precision bf16 --batch 3 \
+    <"$m/ids.jsonl" >"$W/flag-bf16.jsonl" 2>"$W/err.txt" &&
+    ! command cmp -s "$W/flag-bf16.jsonl" "$W/$name-f32.jsonl" && command cmp -s "$W/flag-bf16.jsonl" "$W/$name-bf16.jsonl"; then
+    ok
+else
+    bad "--cuda-precision bf16 over GEMMACLF_CUDA_PRECISION=f32: $(cat "$W/err.txt")"
+fi
+# a kernel fault (sticky, like an illegal address): auto finishes on the CPU with the CPU's
+# output and says so once; cuda fails with a clear message
+# (the batches before the fault ran on the emulated GPU: compared within the F32 tolerance)
+if GCU_EMU_FAULT_AFTER=40 "$GC" logits "$m" --device auto --batch 3 <"$m/ids.jsonl" \
+    >"$W/fault-auto.jsonl" 2>"$W/err.txt" && [ "$(grep -c "continues on the CPU" "$W/err.txt")" = 1 ]; then
+    echo "ok: fault under auto: $(cat "$W/err.txt")"
+    cmp f32 cmp-logits "fault under auto vs cpu" "$W/fault-auto.jsonl" "$W/$name-cpu.jsonl" "$(tol_of f32)"
+else
+    bad "fault under auto: $(cat "$W/err.txt")"
+fi
+if GCU_EMU_FAULT_AFTER=40 "$GC" logits "$m" --device cuda --batch 3 <"$m/ids.jsonl" >/dev/null 2>"$W/err.txt"; then
+    bad "fault under cuda: succeeded"
+elif grep -q "unusable" "$W/err.txt"; then
+    ok
+    echo "ok: fault under cuda: $(cat "$W/err.txt")"
+else
+    bad "fault under cuda: $(cat "$W/err.txt")"
+fi
+
 echo "cuda-emu: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

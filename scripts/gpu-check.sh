@@ -8,7 +8,7 @@
 #                                        dry run of everything on the CPU (no GPU needed)
 #
 # Steps: 1. build bin/gemmaclf, the plugin, bench_forward and test_device (without PGXS);
-# 2. test_device; 3. parity of --device cuda against --device cpu: the three hf-tiny fixtures
+# 2. test_device; 2b. compute-sanitizer racecheck, synccheck and memcheck on a 2-layer fixture; 3. parity of --device cuda against --device cpu: the three hf-tiny fixtures
 # through `gemmaclf logits` (every position, whole vocabulary), the trained classifier through
 # bench_forward (label logits, with and without the prefix cache) and `gemmaclf classify`;
 # F32 must agree within 1e-3 (relative to the largest logit) with identical labels; TF32 and BF16
@@ -80,6 +80,45 @@ if GC_SHARED=$W/shared timeout 120 build/test/test_device >"$W/test_device.log" 
 else
     cat "$W/test_device.log"
     fail_step test_device "see $W/test_device.log"
+fi
+
+# ---- 2b. compute-sanitizer -------------------------------------------------------------------
+# racecheck (shared-memory races), synccheck (barriers in divergent code) and memcheck (invalid
+# and misaligned accesses, leaks) on the smallest fixture, tiny_untied_tok4k (3 layers; the
+# fixtures have no 2-layer model): every position and the whole vocabulary through `gemmaclf
+# logits` (every kernel, both attention paths), and the prefix + label-rows path with the
+# pruned last layer through bench_forward. Required: each run exits 0 and reports
+# "ERROR SUMMARY: 0 errors". Skipped (and said so, not counted) on the CPU dry run.
+say "compute-sanitizer (racecheck, synccheck, memcheck)"
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [ "$DEV" != cuda ]; then
+    echo "skipped: compute-sanitizer needs the GPU (GPU_CHECK_DEVICE=$DEV)"
+elif [ ! -x "$SAN" ]; then
+    fail_step "compute-sanitizer" "compute-sanitizer not found (PATH or /usr/local/cuda/bin)"
+else
+    sm=$D/hf-tiny/tiny_untied_tok4k
+    grep -v '^\[2\]$' "$sm/ids.jsonl" >"$W/sanitizer-ids.jsonl" # prompts longer than the prefix
+    for tool in racecheck synccheck memcheck; do
+        extra=()
+        [ $tool = racecheck ] && extra=(--racecheck-report all)
+        [ $tool = memcheck ] && extra=(--leak-check full)
+        for run in logits prefix; do
+            log=$W/sanitizer-$tool-$run.log
+            if [ $run = logits ]; then
+                cmd=("$GC" logits "$sm" --device cuda --batch 3)
+            else
+                cmd=("$BENCH" "$sm" --ids "$W/sanitizer-ids.jsonl" --rows 0,1,2 --device cuda --batch 3 --prefix 1)
+            fi
+            if timeout 300 "$SAN" --tool $tool "${extra[@]}" --error-exitcode 3 "${cmd[@]}" \
+                <"$sm/ids.jsonl" >/dev/null 2>"$log" && grep -q "ERROR SUMMARY: 0 errors" "$log"; then
+                echo "$tool $run: $(grep "ERROR SUMMARY" "$log" | tail -1)"
+                echo "{\"name\": \"compute-sanitizer $tool $run\", \"pass\": true}" >>"$DEVCHECK_RESULTS"
+            else
+                tail -20 "$log"
+                fail_step "compute-sanitizer $tool $run" "see $log"
+            fi
+        done
+    done
 fi
 
 # ---- 3. parity -----------------------------------------------------------------------------

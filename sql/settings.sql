@@ -16,6 +16,8 @@ SELECT name, setting, context, vartype FROM pg_settings WHERE name LIKE 'gemmacl
 SET gemmaclf.device = 'tpu';
 SET gemmaclf.threads = -1;
 SET gemmaclf.batch_size = 0;
+SET gemmaclf.cuda_precision = 'fp8';
+SET gemmaclf.cuda_device = -1;
 SET gemmaclf.not_a_setting = 1;
 
 -- only a superuser may point the server at model files
@@ -23,6 +25,9 @@ CREATE ROLE gemmaclf_regress_user;
 SET ROLE gemmaclf_regress_user;
 SET gemmaclf.model_path = '/etc';
 SELECT set_config('gemmaclf.model_path', '/tmp', false);
+-- nor choose the GPU or its precision (a precision can change a label)
+SET gemmaclf.cuda_precision = 'bf16';
+SET gemmaclf.cuda_device = 1;
 -- ordinary settings are fine for everyone, and so is classifying
 SET gemmaclf.threads = 2;
 SET gemmaclf.batch_size = 8;

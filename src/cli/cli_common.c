@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "classifier/model_locate.h"
+#include "model/cuda_plugin.h"
 
 static int parse_int(const char *opt, const char *v, int lo, int *out)
 {
@@ -57,6 +58,13 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_o
                 fprintf(stderr, "gemmaclf: --device needs auto, cpu or cuda\n");
                 rc = 2;
             }
+        } else if (!strcmp(a, "--cuda-device"))
+            rc = parse_int(a, v, 0, &o->cuda_device), i++;
+        else if (!strcmp(a, "--cuda-precision")) {
+            int prec;
+            i++;
+            o->cuda_precision = v;
+            rc = cli_cuda_precision(v ? v : "", &prec);
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "gemmaclf: unknown option %s\nusage: gemmaclf %s %s\n", a, argv[0], usage);
             rc = 2;
@@ -113,7 +121,12 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         fprintf(stderr, "gemmaclf: %s: %s\n", dir, e.msg);
         return 1;
     }
-    gc_session_opts so = {.ctx = {.threads = o->threads, .device = o->device},
+    int prec;
+    if (cli_cuda_precision(o->cuda_precision, &prec))
+        return 2;
+    gc_session_opts so = {.ctx = {.threads = o->threads, .device = o->device,
+                                  .cuda_device = o->cuda_device, .cuda_precision = prec,
+                                  .notice = cli_notice},
                           .batch_size = o->batch, .max_input_tokens = o->max_input_tokens};
     if (gc_session_new(*c, &so, s, &e)) {
         fprintf(stderr, "gemmaclf: %s\n", e.msg);
@@ -122,6 +135,30 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         return 1;
     }
     return 0;
+}
+
+int cli_cuda_precision(const char *name, int *out)
+{
+    const char *from = "--cuda-precision ";
+    if (!name) {
+        name = getenv(GC_CUDA_PRECISION_ENV);
+        from = GC_CUDA_PRECISION_ENV "=";
+        if (!name || !*name) {
+            *out = GC_CUDA_F32;
+            return 0;
+        }
+    }
+    if (gc_cuda_precision_parse(name, out)) {
+        fprintf(stderr, "gemmaclf: %s%s: expected f32, tf32 or bf16\n", from, name);
+        return 2;
+    }
+    return 0;
+}
+
+void cli_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "%s\n", msg);
 }
 
 int cli_start(int argc, char **argv, const char *usage, int allow_max_new, cli_opts *o,

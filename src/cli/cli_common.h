@@ -12,11 +12,20 @@ typedef struct cli_opts {
     const char *cache_dir; /* --cache-dir: weights copied there as F32 (see gc_model_opts) */
     int batch, threads, max_input_tokens, max_new;
     gc_device device;
+    int cuda_device;            /* --cuda-device N (default 0) */
+    const char *cuda_precision; /* --cuda-precision f32|tf32|bf16; NULL: the environment */
 } cli_opts;
 
-/* Parses [MODEL_DIR] --batch N --threads N --device auto|cpu|cuda --max-input-tokens N
- * --cache-dir DIR (--max-new N when allow_max_new). Returns 0, or 2 after printing the
- * problem. */
+/* The CUDA precision: name (--cuda-precision), else $GEMMACLF_CUDA_PRECISION, else f32.
+ * Returns 0, or 2 after printing the problem. */
+int cli_cuda_precision(const char *name, int *out);
+
+/* gc_ctx_opts.notice for the command line: the message on stderr. */
+void cli_notice(void *arg, const char *msg);
+
+/* Parses [MODEL_DIR] --batch N --threads N --device auto|cpu|cuda --cuda-device N
+ * --cuda-precision f32|tf32|bf16 --max-input-tokens N --cache-dir DIR (--max-new N when
+ * allow_max_new). Returns 0, or 2 after printing the problem. */
 int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_opts *o);
 
 /* Opens the classifier and a session per the options; prints the error and returns 1 on failure.

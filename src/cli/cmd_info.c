@@ -33,5 +33,5 @@ static int run(int argc, char **argv)
     return out ? 0 : 1;
 }
 
-const gc_command gc_cmd_info = {"info", "[MODEL_DIR] [--device auto|cpu|cuda]",
+const gc_command gc_cmd_info = {"info", "[MODEL_DIR] [--device auto|cpu|cuda] [--cuda-device N] [--cuda-precision f32|tf32|bf16]",
                                 "print what the model directory holds (JSON)", run};

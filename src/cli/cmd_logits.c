@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "model/gemma3.h"
 #include "common/ids.h"
@@ -97,6 +98,8 @@ static int run(int argc, char **argv)
     const char *dir = NULL, *cache = NULL;
     int threads = 0, batch = 16;
     gc_device dev = GC_DEVICE_CPU;
+    const char *prec_name = NULL;
+    int cuda_device = 0, prec = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -104,6 +107,10 @@ static int run(int argc, char **argv)
             batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cache-dir") && i + 1 < argc)
             cache = argv[++i];
+        else if (!strcmp(argv[i], "--cuda-device") && i + 1 < argc)
+            cuda_device = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cuda-precision") && i + 1 < argc)
+            prec_name = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
             const char *d = argv[++i];
             if (!strcmp(d, "cpu"))
@@ -122,7 +129,9 @@ static int run(int argc, char **argv)
         } else
             dir = argv[i];
     }
-    if (!dir || batch < 1) {
+    if (cli_cuda_precision(prec_name, &prec))
+        return 2;
+    if (!dir || batch < 1 || cuda_device < 0) {
         fprintf(stderr, "usage: gemmaclf logits %s\n", gc_cmd_logits.usage);
         return 2;
     }
@@ -134,7 +143,8 @@ static int run(int argc, char **argv)
         return 1;
     }
     gc_ctx *ctx = NULL;
-    gc_ctx_opts co = {.threads = threads, .device = dev};
+    gc_ctx_opts co = {.threads = threads, .device = dev, .cuda_device = cuda_device,
+                      .cuda_precision = prec, .notice = cli_notice};
     if (gc_ctx_new(m, &co, &ctx, &e)) {
         fprintf(stderr, "gemmaclf logits: %s\n", e.msg);
         gc_model_free(m);
@@ -163,7 +173,7 @@ static int run(int argc, char **argv)
 
 const gc_command gc_cmd_logits = {
     "logits",
-    "MODEL_DIR [--threads N] [--batch N] [--device cpu|cuda|auto] [--cache-dir DIR]",
+    "MODEL_DIR [--threads N] [--batch N] [--device cpu|cuda|auto] [--cuda-device N] [--cuda-precision f32|tf32|bf16] [--cache-dir DIR]",
     "read JSON arrays of token ids (one per line), print each position's logits as JSON",
     run,
 };

@@ -28,13 +28,17 @@
 __device__ __forceinline__ void store_out(float *p, float v) { *p = v; }
 __device__ __forceinline__ void store_out(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
+/* The kernel's shared memory, at file scope (each block still gets its own copy): the CPU
+ * emulation can then find and poison it before every block, which it cannot do for variables
+ * local to a template. */
+__shared__ float q[GCU_MAX_GROUP_DIM];       /* [rep][hd] */
+__shared__ float p[GCU_MAX_REP][ATT_TILE];    /* scores, then weights, of the tile */
+__shared__ float m_run[GCU_MAX_REP];          /* running max per head */
+__shared__ float tile_scale[GCU_MAX_REP], tile_sum[GCU_MAX_REP];
+
 template <typename O>
 __global__ void attention_kernel(gcu_attn_args a, O *out)
 {
-    __shared__ float q[GCU_MAX_GROUP_DIM];       /* [rep][hd] */
-    __shared__ float p[GCU_MAX_REP][ATT_TILE];    /* scores, then weights, of the tile */
-    __shared__ float m_run[GCU_MAX_REP];          /* running max per head */
-    __shared__ float tile_scale[GCU_MAX_REP], tile_sum[GCU_MAX_REP];
 
     const int row = blockIdx.x, g = blockIdx.y;
     const int t = a.qrows ? a.qrows[row] : row;

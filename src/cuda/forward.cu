@@ -19,6 +19,15 @@
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
+/* The capacity to allocate for `need` when `cap` is what the pool holds. */
+static size_t grow(int need, int cap)
+{
+    if (need <= cap)
+        return (size_t)cap;
+    size_t g = (size_t)cap + (size_t)cap / 2;
+    return g > (size_t)need ? g : (size_t)need;
+}
+
 /* Y[T][N] = X[T][K] W[N][K]^T (row-major), in the given precision. cuBLAS is column-major:
  * Y^T = W X^T with W seen as a K x N matrix, transposed. */
 static int gemm(gcu_model *m, int prec, const void *W, const void *X, float *Y, int T, int N,
@@ -46,7 +55,9 @@ static int gemm(gcu_model *m, int prec, const void *W, const void *X, float *Y, 
 }
 
 /* Grows the scratch pool to hold `tokens` packed tokens, `outs` output rows, `rows` gathered
- * lm_head rows and `logit_elems` logits. Contents are not preserved. */
+ * lm_head rows and `logit_elems` logits. Contents are not preserved. Growth is geometric
+ * (at least 1.5x each dimension that grows): cudaFree synchronises the device, so a stream of
+ * slowly growing batches must not reallocate on every forward. */
 static int ensure_scratch(gcu_model *m, int tokens, int outs, int rows, size_t logit_elems,
                           char *err, size_t errlen)
 {
@@ -54,25 +65,25 @@ static int ensure_scratch(gcu_model *m, int tokens, int outs, int rows, size_t l
     const gc_config *k = &m->w->cfg;
     size_t H = k->hidden_size, I = k->intermediate_size;
     size_t qd = (size_t)k->n_heads * k->head_dim, kvd = (size_t)k->n_kv_heads * k->head_dim;
-    size_t T = tokens > s->cap_tokens ? tokens : s->cap_tokens;
-    size_t O = outs > s->cap_out ? outs : s->cap_out;
-    size_t R = rows > s->cap_rows ? rows : s->cap_rows;
+    size_t T = grow(tokens, s->cap_tokens), O = grow(outs, s->cap_out);
+    size_t R = grow(rows, s->cap_rows);
     size_t L = logit_elems > O * R ? logit_elems : O * R;
     /* the pool only grows; logits are sized from what it already holds */
     size_t sizes[11] = {T * H * 4,            T * (qd + 2 * kvd) * 4, T * H * 4, T * 2 * I * 4,
-                        T * H * 4,            T * qd * 4,             T * I * 4, T * 2 * 4,
-                        O * 4 + R * 4,        O * H * 4 + R * H * 4,  L * 4};
+                        T * H * 4,            T * qd * 4,             T * I * 4,
+                        (2 * T + O + R) * 4,  0,  O * H * 4 + R * H * 4,  L * 4};
     size_t total = 0;
     for (int i = 0; i < 11; i++)
         total += align_up(sizes[i]);
     if (s->pool && total <= s->bytes && (size_t)s->cap_tokens >= T && (size_t)s->cap_out >= O &&
-        (size_t)s->cap_rows >= R)
+        (size_t)s->cap_rows >= R && s->logit_cap >= L)
         return 0;
     if (s->pool) {
         cudaFree(s->pool);
         s->pool = NULL;
         s->bytes = 0;
         s->cap_tokens = s->cap_out = s->cap_rows = 0;
+        s->logit_cap = 0;
     }
     size_t free_b = 0, total_b = 0;
     CU_RET(cudaMemGetInfo(&free_b, &total_b));
@@ -97,14 +108,13 @@ static int ensure_scratch(gcu_model *m, int tokens, int outs, int rows, size_t l
     s->attn = part[5];
     s->act = part[6];
     s->meta = (int32_t *)part[7];
-    s->out_idx = (int32_t *)part[8];
-    s->rows = s->out_idx + O;
     s->outh = (float *)part[9];
     s->roww = s->outh + O * H;
     s->logits = (float *)part[10];
     s->cap_tokens = (int)T;
     s->cap_out = (int)O;
     s->cap_rows = (int)R;
+    s->logit_cap = L;
     return 0;
 }
 
@@ -194,27 +204,48 @@ static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
     return 0;
 }
 
-/* Stages token ids and sequence starts for T tokens in the device metadata buffer. */
-static int put_meta(gcu_model *m, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                    int T, char *err, size_t errlen)
+/* Pinned host staging of at least `bytes` (grown geometrically; pinned allocation is slow). */
+static int ensure_host(gcu_model *m, size_t bytes, char *err, size_t errlen)
 {
-    size_t need = (size_t)2 * T;
-    if (need > m->host_meta_cap) {
-        int32_t *p = (int32_t *)realloc(m->host_meta, need * sizeof *p);
-        if (!p)
-            return gcu_fail(err, errlen, "out of host memory");
-        m->host_meta = p;
-        m->host_meta_cap = need;
+    if (bytes <= m->host_cap)
+        return 0;
+    size_t cap = m->host_cap * 2 > bytes ? m->host_cap * 2 : bytes;
+    if (m->host) {
+        CU_RET(cudaStreamSynchronize(m->stream)); /* no copy may still read it */
+        cudaFreeHost(m->host);
+        m->host = NULL;
+        m->host_cap = 0;
     }
-    memcpy(m->host_meta, tokens, (size_t)T * sizeof *tokens);
-    int32_t *start = m->host_meta + T;
+    CU_RET(cudaMallocHost(&m->host, cap));
+    m->host_cap = cap;
+    return 0;
+}
+
+/* Uploads the inputs of a forward in one copy from pinned memory: token ids and sequence
+ * starts of T tokens, then n_out output positions (out_idx, or 0..T-1 when NULL) and n_rows
+ * vocabulary rows (when given), in the layout of gcu_scratch.meta. The staging block is not
+ * touched again before the stream has passed this copy (the next forward synchronises first). */
+static int put_inputs(gcu_model *m, const int32_t *tokens, const int32_t *seq_len, int n_seq,
+                      int T, const int32_t *out_idx, int n_out, const int32_t *rows, int n_rows,
+                      size_t down_bytes, char *err, size_t errlen)
+{
+    size_t n = (size_t)2 * T + n_out + n_rows, up = align_up(n * 4);
+    if (ensure_host(m, up + down_bytes, err, errlen))
+        return -1;
+    int32_t *h = (int32_t *)m->host;
+    memcpy(h, tokens, (size_t)T * sizeof *tokens);
+    int32_t *start = h + T;
     for (int s = 0, t = 0; s < n_seq; s++) {
         for (int j = 0; j < seq_len[s]; j++)
             start[t + j] = t;
         t += seq_len[s];
     }
-    CU_RET(cudaMemcpyAsync(m->s.meta, m->host_meta, need * 4, cudaMemcpyHostToDevice,
-                           m->stream));
+    int32_t *o = start + T;
+    for (int i = 0; i < n_out; i++)
+        o[i] = out_idx ? out_idx[i] : i;
+    if (n_rows > 0)
+        memcpy(o + n_out, rows, (size_t)n_rows * sizeof *rows);
+    CU_RET(cudaMemcpyAsync(m->s.meta, h, n * 4, cudaMemcpyHostToDevice, m->stream));
     return 0;
 }
 
@@ -280,9 +311,15 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
         }
     }
     CU_RET(cudaSetDevice(m->device));
-    if (ensure_scratch(m, T, want ? n_out : 0, want && b->n_rows > 0 ? n_rows : 0, logit_elems,
-                       err, errlen) ||
-        put_meta(m, b->tokens, b->seq_len, b->n_seq, T, err, errlen))
+    /* label logits come back through the pinned block; the whole vocabulary goes straight to
+     * the caller's buffer, chunk by chunk */
+    int label_rows = want && b->n_rows > 0;
+    size_t down = label_rows ? (size_t)n_out * n_rows * 4 : 0;
+    if (ensure_scratch(m, T, want ? n_out : 0, label_rows ? n_rows : 0, logit_elems, err,
+                       errlen) ||
+        put_inputs(m, b->tokens, b->seq_len, b->n_seq, T, b->n_out >= 0 ? b->out_idx : NULL,
+                   want ? n_out : 0, label_rows ? b->rows : NULL, label_rows ? n_rows : 0,
+                   down, err, errlen))
         goto sync_fail;
     if (!want) {
         if (run_layers(m, T, pre, NULL, NULL, 0, err, errlen))
@@ -291,74 +328,63 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
         gcu_scratch *s = &m->s;
         cudaStream_t st = m->stream;
         cudaError_t ce;
-        int32_t *idx = NULL;
-        if (b->n_out < 0) {
-            /* every position: stage 0..T-1 */
-            idx = (int32_t *)malloc((size_t)T * sizeof *idx);
-            if (!idx) {
-                gcu_fail(err, errlen, "out of host memory");
-                goto sync_fail;
-            }
-            for (int i = 0; i < T; i++)
-                idx[i] = i;
-        }
-        ce = cudaMemcpyAsync(s->out_idx, idx ? idx : b->out_idx, (size_t)n_out * 4,
-                             cudaMemcpyHostToDevice, st);
-        if (ce == cudaSuccess)
-            ce = cudaStreamSynchronize(st); /* idx must outlive the copy */
-        free(idx);
-        if (ce != cudaSuccess) {
-            gcu_fail(err, errlen, "copying output positions: %s", cudaGetErrorString(ce));
-            goto sync_fail;
-        }
+        const int32_t *out_idx = s->meta + 2 * (size_t)T, *rows = out_idx + n_out;
         /* a few output positions: the last layer runs for them only, leaving them in outh */
         int prune = n_out < T;
-        if (run_layers(m, T, pre, NULL, prune ? s->out_idx : NULL, prune ? n_out : 0, err,
+        if (run_layers(m, T, pre, NULL, prune ? out_idx : NULL, prune ? n_out : 0, err,
                        errlen) ||
-            (!prune && gcu_gather_rows(st, s->h, s->out_idx, n_out, H, s->outh, err, errlen)) ||
+            (!prune && gcu_gather_rows(st, s->h, out_idx, n_out, H, s->outh, err, errlen)) ||
             gcu_rmsnorm(st, s->outh, m->w->final_norm, n_out, H, k->rms_norm_eps, s->outh, 0,
                         err, errlen))
             goto sync_fail;
-        if (b->n_rows > 0) {
-            ce = cudaMemcpyAsync(s->rows, b->rows, (size_t)n_rows * 4, cudaMemcpyHostToDevice, st);
-            if (ce != cudaSuccess) {
-                gcu_fail(err, errlen, "copying vocabulary rows: %s", cudaGetErrorString(ce));
-                goto sync_fail;
-            }
-            if (gcu_gather_rows(st, m->w->lm_head, s->rows, n_rows, H, s->roww, err, errlen) ||
+        if (label_rows) {
+            float *staged = (float *)((char *)m->host + align_up(((size_t)2 * T + n_out + n_rows) * 4));
+            if (gcu_gather_rows(st, m->w->lm_head, rows, n_rows, H, s->roww, err, errlen) ||
                 gemm(m, GC_CUDA_F32, s->roww, s->outh, s->logits, n_out, n_rows, H, err,
                      errlen) ||
                 (k->final_softcap > 0.0f &&
                  gcu_softcap(st, s->logits, (size_t)n_out * n_rows, k->final_softcap, err,
                              errlen)))
                 goto sync_fail;
-            ce = cudaMemcpyAsync(b->logits, s->logits, (size_t)n_out * n_rows * 4,
-                                 cudaMemcpyDeviceToHost, st);
+            ce = cudaMemcpyAsync(staged, s->logits, down, cudaMemcpyDeviceToHost, st);
+            if (ce == cudaSuccess)
+                ce = cudaStreamSynchronize(st);
             if (ce != cudaSuccess) {
-                gcu_fail(err, errlen, "copying logits: %s", cudaGetErrorString(ce));
+                gcu_fail(err, errlen, "copying logits: %s (%s)", cudaGetErrorString(ce),
+                         cudaGetErrorName(ce));
                 goto sync_fail;
             }
-        } else {
-            for (int o = 0; o < n_out; o += chunk) {
-                int c = n_out - o < chunk ? n_out - o : chunk;
-                if (gemm(m, GC_CUDA_F32, m->w->lm_head, s->outh + (size_t)o * H, s->logits, c, V,
-                         H, err, errlen) ||
-                    (k->final_softcap > 0.0f &&
-                     gcu_softcap(st, s->logits, (size_t)c * V, k->final_softcap, err, errlen)))
-                    goto sync_fail;
-                /* synchronous: the buffer is reused by the next chunk */
-                ce = cudaMemcpyAsync(b->logits + (size_t)o * V, s->logits, (size_t)c * V * 4,
-                                     cudaMemcpyDeviceToHost, st);
-                if (ce == cudaSuccess)
-                    ce = cudaStreamSynchronize(st);
-                if (ce != cudaSuccess) {
-                    gcu_fail(err, errlen, "computing logits: %s", cudaGetErrorString(ce));
-                    goto sync_fail;
-                }
+            memcpy(b->logits, staged, down);
+            return 0;
+        }
+        for (int o = 0; o < n_out; o += chunk) {
+            int c = n_out - o < chunk ? n_out - o : chunk;
+            if (gemm(m, GC_CUDA_F32, m->w->lm_head, s->outh + (size_t)o * H, s->logits, c, V, H,
+                     err, errlen) ||
+                (k->final_softcap > 0.0f &&
+                 gcu_softcap(st, s->logits, (size_t)c * V, k->final_softcap, err, errlen)))
+                goto sync_fail;
+            /* the buffer is reused by the next chunk: wait for the copy (one chunk holds
+             * 64 MiB of logits, so this is one wait per 64 MiB, none extra for small calls) */
+            ce = cudaMemcpyAsync(b->logits + (size_t)o * V, s->logits, (size_t)c * V * 4,
+                                 cudaMemcpyDeviceToHost, st);
+            if (ce == cudaSuccess && o + c < n_out)
+                ce = cudaStreamSynchronize(st);
+            if (ce != cudaSuccess) {
+                gcu_fail(err, errlen, "computing logits: %s (%s)", cudaGetErrorString(ce),
+                         cudaGetErrorName(ce));
+                goto sync_fail;
             }
         }
     }
-    CU_RET(cudaStreamSynchronize(m->stream));
+    {
+        cudaError_t ce = cudaStreamSynchronize(m->stream);
+        if (ce != cudaSuccess) {
+            gcu_fail(err, errlen, "forward: %s (%s)", cudaGetErrorString(ce),
+                     cudaGetErrorName(ce));
+            goto sync_fail;
+        }
+    }
     return 0;
 
 sync_fail:
@@ -394,7 +420,7 @@ int gcu_prefix_new(gcu_model *m, const int32_t *ids, int n, gcu_prefix **out, ch
     }
     CU_GOTO(cudaMalloc(&p->kv, bytes));
     if (ensure_scratch(m, n, 0, 0, 0, err, errlen) ||
-        put_meta(m, ids, &one, 1, n, err, errlen) ||
+        put_inputs(m, ids, &one, 1, n, NULL, 0, NULL, 0, 0, err, errlen) ||
         run_layers(m, n, NULL, p->kv, NULL, 0, err, errlen))
         goto fail;
     CU_GOTO(cudaStreamSynchronize(m->stream));

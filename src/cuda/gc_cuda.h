@@ -100,10 +100,13 @@ typedef struct gcu_scratch {
     void *pool;
     size_t bytes;
     int cap_tokens, cap_out, cap_rows;
+    size_t logit_cap;
     float *h, *qkv, *tmp, *gu; /* F32 activations */
     void *x, *attn, *act;      /* GEMM inputs (F32 or BF16) */
-    int32_t *meta;             /* [2][tokens]: token id, packed index of its sequence start */
-    int32_t *out_idx, *rows;
+    /* inputs of a forward, uploaded in one copy: [T] token ids, [T] packed index of each
+     * token's sequence start, [O] output positions, [R] vocabulary rows (T, O, R of this
+     * forward, packed one after the other) */
+    int32_t *meta;
     float *outh, *roww, *logits;
 } gcu_scratch;
 
@@ -113,8 +116,9 @@ typedef struct gcu_model {
     cudaStream_t stream;
     cublasHandle_t blas;
     gcu_scratch s;
-    int32_t *host_meta; /* staging for token metadata */
-    size_t host_meta_cap;
+    void *host; /* pinned staging: the forward's inputs, then its label logits */
+    size_t host_cap;
+    int broken; /* a sticky CUDA error: never launch on this context again */
 } gcu_model;
 
 typedef struct gcu_prefix {

@@ -38,6 +38,10 @@ extern int gemmaclf_batch_size;
 #define GCPG_WATCH_MAX_WORKERS 32
 extern int gemmaclf_watch_workers;
 extern char *gemmaclf_watch_database;
+/* CUDA device and precision (guc.c, issue 12 part 5) */
+extern int gemmaclf_cuda_device;
+extern int gemmaclf_cuda_precision;
+void gcpg_guc_cuda_init(void);
 void gcpg_guc_init(void);
 
 /* ---- model_dir.c ---- */

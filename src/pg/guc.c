@@ -8,6 +8,8 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "model/cuda_plugin.h"
+
 char *gemmaclf_model_path = NULL;
 int gemmaclf_device = GC_DEVICE_AUTO;
 int gemmaclf_threads = 1;
@@ -63,5 +65,34 @@ void gcpg_guc_init(void)
                                    &gemmaclf_watch_database, "postgres", PGC_POSTMASTER, 0,
                                    NULL, NULL, NULL);
     }
+    gcpg_guc_cuda_init();
     MarkGUCPrefixReserved("gemmaclf");
+}
+
+/* ---- CUDA device and precision (issue 12, part 5) -------------------------------------------
+ * Superuser-only: the precision can change a label, and the device number picks hardware
+ * shared by every session of the server. A change starts a new session (and CUDA upload) in
+ * each backend on its next call. */
+int gemmaclf_cuda_device = 0;
+int gemmaclf_cuda_precision = GC_CUDA_F32;
+
+static const struct config_enum_entry cuda_precision_options[] = {
+    {"f32", GC_CUDA_F32, false},
+    {"tf32", GC_CUDA_TF32, false},
+    {"bf16", GC_CUDA_BF16, false},
+    {NULL, 0, false}};
+
+void gcpg_guc_cuda_init(void)
+{
+    DefineCustomIntVariable("gemmaclf.cuda_device", "CUDA device number used by gemmaclf.device "
+                            "= cuda or auto (0: the first).",
+                            "Superuser only. The device must have compute capability 8.0 or "
+                            "newer; under auto a missing or older device means the CPU.",
+                            &gemmaclf_cuda_device, 0, 0, 63, PGC_SUSET, 0, NULL, NULL, NULL);
+    DefineCustomEnumVariable("gemmaclf.cuda_precision", "Arithmetic of the large matrix products "
+                             "on the GPU: f32, tf32 or bf16.",
+                             "Superuser only: tf32 and bf16 are faster but can change a label. "
+                             "Norms, softmax and the label logits stay F32 in every mode.",
+                             &gemmaclf_cuda_precision, GC_CUDA_F32, cuda_precision_options,
+                             PGC_SUSET, 0, NULL, NULL, NULL);
 }

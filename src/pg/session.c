@@ -34,6 +34,7 @@ typedef struct loaded_model {
     int uses;               /* gcpg_model handles not yet released */
     gc_session *sess;       /* NULL until first needed */
     int sess_threads, sess_device;
+    int sess_cuda_device, sess_cuda_precision; /* the CUDA settings the session was made for */
 } loaded_model;
 
 /* A caller's use; released explicitly or by its memory context's reset callback. */
@@ -192,6 +193,14 @@ static int wanted_device(void)
     return gemmaclf_device;
 }
 
+/* The core's notice (the CPU fallback after a fatal CUDA error, once per process). */
+static void cuda_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    ereport(WARNING, (errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION), errmsg("%s", msg),
+                      errhint("Reconnect to use the GPU again.")));
+}
+
 typedef struct session_call {
     loaded_model *lm;
     int threads, device;
@@ -205,7 +214,10 @@ static gc_status new_session(void *arg)
     session_call *a = arg;
     loaded_model *lm = a->lm;
     gc_session_opts o = {.ctx = {.threads = a->threads, .device = (gc_device)a->device,
-                                 .interrupt = gcpg_interrupt_pending},
+                                 .interrupt = gcpg_interrupt_pending,
+                                 .cuda_device = gemmaclf_cuda_device,
+                                 .cuda_precision = gemmaclf_cuda_precision,
+                                 .notice = cuda_notice},
                          .batch_size = gemmaclf_batch_size,
                          .max_input_tokens = gemmaclf_max_input_tokens};
     gc_status st = gc_session_new(lm->clf, &o, &lm->sess, &a->err);
@@ -213,6 +225,8 @@ static gc_status new_session(void *arg)
     if (st == GC_OK) {
         lm->sess_threads = a->threads;
         lm->sess_device = a->device;
+        lm->sess_cuda_device = gemmaclf_cuda_device;
+        lm->sess_cuda_precision = gemmaclf_cuda_precision;
     }
     return st;
 }
@@ -246,7 +260,10 @@ gc_session *gcpg_session(gcpg_model *m)
     gc_status st;
 
     Assert(lm);
-    if (lm->sess && (lm->sess_threads != a.threads || lm->sess_device != a.device))
+    if (lm->sess && (lm->sess_threads != a.threads || lm->sess_device != a.device ||
+                     (a.device != GC_DEVICE_CPU &&
+                      (lm->sess_cuda_device != gemmaclf_cuda_device ||
+                       lm->sess_cuda_precision != gemmaclf_cuda_precision))))
         drop_session(lm);
     if (!lm->sess) {
         st = gcpg_run_interruptible(new_session, &a);

@@ -8,8 +8,18 @@
  * waits on a barrier some threads never reach is reported as a deadlock. __shared__ variables
  * are statics, shared by the fibers of the running block. Device memory is host memory.
  *
+ * The threads of a block run in a shuffled order (a new permutation at every barrier round,
+ * seeded by GCU_EMU_SEED, default 1), and shared memory is poisoned before every block, so a
+ * missing __syncthreads reads a value another thread has not written yet (or NaN) and changes
+ * the result. Streams are not modelled (every call completes before it returns).
+ *
  * Environment: GCU_EMU_DEVICES (default 1) devices; GCU_EMU_FREE_MB (default 8192) what
- * cudaMemGetInfo reports free, to exercise the out-of-memory messages. */
+ * cudaMemGetInfo reports free, to exercise the out-of-memory messages; GCU_EMU_CC (default 90)
+ * the compute capability reported; GCU_EMU_SEED the thread-order seed; GCU_EMU_FAULT_AFTER=N
+ * makes the N-th kernel launch after the variable is (re)set raise a sticky
+ * cudaErrorIllegalAddress, as a kernel fault does on a GPU: every later call fails. A stream
+ * synchronisation on a device whose flags lack cudaDeviceScheduleBlockingSync fails, so the
+ * tests check that the plugin asks for blocking synchronisation. */
 #ifndef GCU_EMU_CUDA_RUNTIME_H
 #define GCU_EMU_CUDA_RUNTIME_H
 
@@ -23,7 +33,9 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+/* __shared__ variables are statics in one section, so that the emulator can poison all of them
+ * (NaN bit patterns) before every block, as fresh shared memory holds whatever it held */
+#define __shared__ static __attribute__((section("gcu_emu_shared")))
 
 struct dim3 {
     unsigned x, y, z;
@@ -44,7 +56,9 @@ typedef enum cudaError {
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
     cudaErrorInvalidDevice = 101,
-    cudaErrorNoDevice = 100
+    cudaErrorNoDevice = 100,
+    cudaErrorSetOnActiveProcess = 708,
+    cudaErrorIllegalAddress = 700
 } cudaError_t;
 typedef struct gcu_emu_stream *cudaStream_t;
 enum cudaMemcpyKind {
@@ -54,6 +68,11 @@ enum cudaMemcpyKind {
     cudaMemcpyDeviceToDevice = 3
 };
 #define cudaStreamNonBlocking 0x01
+#define cudaDeviceScheduleAuto 0x00
+#define cudaDeviceScheduleSpin 0x01
+#define cudaDeviceScheduleYield 0x02
+#define cudaDeviceScheduleBlockingSync 0x04
+#define cudaDeviceScheduleMask 0x07
 
 struct cudaDeviceProp {
     char name[256];
@@ -80,6 +99,11 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
                             cudaStream_t s = 0);
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
                               size_t width, size_t height, cudaMemcpyKind k, cudaStream_t s = 0);
+cudaError_t cudaMallocHost(void **p, size_t n);
+cudaError_t cudaFreeHost(void *p);
+cudaError_t cudaSetDeviceFlags(unsigned flags);
+cudaError_t cudaGetDeviceFlags(unsigned *flags);
+cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);

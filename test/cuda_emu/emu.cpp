@@ -38,6 +38,62 @@ static std::vector<fiber> fibers;
 static int cur;
 static const std::function<void()> *cur_body;
 static cudaError_t last_error = cudaSuccess;
+/* a kernel fault: every later call fails with it, as with a sticky error on a GPU */
+static cudaError_t sticky = cudaSuccess;
+
+/* ---- thread order and shared memory ------------------------------------------------------- */
+
+extern char __start_gcu_emu_shared[] __attribute__((weak));
+extern char __stop_gcu_emu_shared[] __attribute__((weak));
+
+/* All __shared__ variables to 0xff bytes: NaN for floats, -1 for integers. */
+static void poison_shared(void)
+{
+    char *a = __start_gcu_emu_shared, *b = __stop_gcu_emu_shared;
+    if (a && b > a)
+        memset(a, 0xff, (size_t)(b - a));
+}
+
+static uint64_t rng_state = 1;
+static char rng_seen[32] = "";
+
+/* Re-seeds when GCU_EMU_SEED changes, so a test can set it between launches. */
+static void rng_reseed(void)
+{
+    const char *v = getenv("GCU_EMU_SEED");
+    if (!v)
+        v = "1";
+    if (strncmp(v, rng_seen, sizeof rng_seen - 1)) {
+        snprintf(rng_seen, sizeof rng_seen, "%s", v);
+        rng_state = strtoull(v, NULL, 10) * 0x9e3779b97f4a7c15ull + 1;
+    }
+}
+
+static unsigned rng_next(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* GCU_EMU_FAULT_AFTER=N: the N-th launch after the variable was last (re)set faults. */
+static char fault_seen[32] = "";
+static long fault_countdown = -1;
+
+static int fault_now(void)
+{
+    const char *v = getenv("GCU_EMU_FAULT_AFTER");
+    if (!v)
+        v = "";
+    if (strncmp(v, fault_seen, sizeof fault_seen - 1)) {
+        snprintf(fault_seen, sizeof fault_seen, "%s", v);
+        fault_countdown = *v ? atol(v) : -1;
+    }
+    if (fault_countdown < 0)
+        return 0;
+    return --fault_countdown == 0;
+}
 
 static void yield_as(int state)
 {
@@ -78,50 +134,66 @@ float __shfl_xor_sync(unsigned mask, float v, int lane_mask)
     return fibers[cur].shfl_out;
 }
 
-/* Releases barriers whose participants have all arrived (threads that finished the block do
- * not take part, as on the hardware); 0 when none could be released. */
-static int release(int n)
+/* Releases warp w's shuffle when all its live lanes have arrived (threads that finished the
+ * block do not take part, as on the hardware); the released lanes go to `out`. */
+static int release_warp(int w, int n, std::vector<unsigned> &out)
+{
+    int end = w + 32 < n ? w + 32 : n, lanes = 0, waiting = 0;
+    for (int i = w; i < end; i++) {
+        lanes += fibers[i].state != DONE;
+        waiting += fibers[i].state == AT_WARP_BARRIER;
+    }
+    if (!waiting || waiting != lanes)
+        return 0;
+    for (int i = w; i < end; i++) {
+        if (fibers[i].state != AT_WARP_BARRIER)
+            continue;
+        int src = w + ((i - w) ^ fibers[i].shfl_mask);
+        if (src >= end || fibers[src].state != AT_WARP_BARRIER) {
+            fprintf(stderr, "cuda-emu: shuffle from an inactive lane\n");
+            abort();
+        }
+        fibers[i].shfl_out = fibers[src].shfl_in;
+    }
+    for (int i = w; i < end; i++)
+        if (fibers[i].state == AT_WARP_BARRIER) {
+            fibers[i].state = RUNNABLE;
+            out.push_back((unsigned)i);
+        }
+    return 1;
+}
+
+/* Every barrier that can be released (warps first); 0 when none could be. */
+static int release(int n, std::vector<unsigned> &out)
 {
     int released = 0, live = 0, at_block = 0;
+    for (int w = 0; w < n; w += 32)
+        released |= release_warp(w, n, out);
+    if (released)
+        return 1;
     for (int i = 0; i < n; i++) {
         live += fibers[i].state != DONE;
         at_block += fibers[i].state == AT_BLOCK_BARRIER;
     }
-    for (int w = 0; w < n; w += 32) {
-        int end = w + 32 < n ? w + 32 : n, lanes = 0, waiting = 0;
-        for (int i = w; i < end; i++) {
-            lanes += fibers[i].state != DONE;
-            waiting += fibers[i].state == AT_WARP_BARRIER;
+    if (!at_block || at_block != live)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (fibers[i].state == AT_BLOCK_BARRIER) {
+            fibers[i].state = RUNNABLE;
+            out.push_back((unsigned)i);
         }
-        if (waiting && waiting == lanes) {
-            for (int i = w; i < end; i++) {
-                if (fibers[i].state != AT_WARP_BARRIER)
-                    continue;
-                int src = w + ((i - w) ^ fibers[i].shfl_mask);
-                if (src >= end || fibers[src].state != AT_WARP_BARRIER) {
-                    fprintf(stderr, "cuda-emu: shuffle from an inactive lane\n");
-                    abort();
-                }
-                fibers[i].shfl_out = fibers[src].shfl_in;
-            }
-            for (int i = w; i < end; i++)
-                if (fibers[i].state == AT_WARP_BARRIER)
-                    fibers[i].state = RUNNABLE;
-            released = 1;
-        }
-    }
-    if (!released && at_block && at_block == live) {
-        for (int i = 0; i < n; i++)
-            if (fibers[i].state == AT_BLOCK_BARRIER)
-                fibers[i].state = RUNNABLE;
-        released = 1;
-    }
-    return released;
+    return 1;
 }
 
 void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
 {
     unsigned n = block.x * block.y * block.z;
+    if (sticky != cudaSuccess)
+        return;
+    if (fault_now()) {
+        sticky = last_error = cudaErrorIllegalAddress;
+        return;
+    }
     if (n == 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
         grid.z > 65535 || block.y != 1 || block.z != 1) {
         last_error = cudaErrorInvalidConfiguration;
@@ -145,25 +217,39 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
         makecontext(&f.ctx, fiber_main, 0);
         f.started = 0;
     }
+    rng_reseed();
+    std::vector<unsigned> runnable;
+    runnable.reserve(n);
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 blockIdx = {bx, by, bz};
-                for (unsigned i = 0; i < n; i++)
+                poison_shared();
+                runnable.clear();
+                for (unsigned i = 0; i < n; i++) {
                     fibers[i].state = RUNNABLE;
+                    runnable.push_back(i);
+                }
+                /* one random runnable thread at a time, each up to its next barrier; a warp
+                 * released from its shuffle goes on while other warps have not moved yet, as
+                 * warps do on the hardware */
                 for (;;) {
-                    int ran = 0, done = 0;
-                    for (unsigned i = 0; i < n; i++) {
-                        if (fibers[i].state == RUNNABLE) {
-                            threadIdx = {i, 0, 0};
-                            resume((int)i);
-                            ran = 1;
-                        }
-                        done += fibers[i].state == DONE;
+                    while (!runnable.empty()) {
+                        unsigned k = rng_next((unsigned)runnable.size());
+                        unsigned i = runnable[k];
+                        runnable[k] = runnable.back();
+                        runnable.pop_back();
+                        threadIdx = {i, 0, 0};
+                        resume((int)i);
+                        if (fibers[i].state == AT_WARP_BARRIER || fibers[i].state == DONE)
+                            release_warp((int)(i & ~31u), (int)n, runnable);
                     }
+                    int done = 0;
+                    for (unsigned i = 0; i < n; i++)
+                        done += fibers[i].state == DONE;
                     if (done == (int)n)
                         break;
-                    if (!release((int)n) && !ran) {
+                    if (!release((int)n, runnable)) {
                         fprintf(stderr, "cuda-emu: deadlock in block (%u,%u,%u)\n", bx, by, bz);
                         abort();
                     }
@@ -190,6 +276,8 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorSetOnActiveProcess: return "cannot set while device is active in this process";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     }
     return "unknown error";
 }
@@ -203,6 +291,8 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorSetOnActiveProcess: return "cudaErrorSetOnActiveProcess";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     }
     return "cudaErrorUnknown";
 }
@@ -210,7 +300,7 @@ const char *cudaGetErrorName(cudaError_t e)
 cudaError_t cudaGetLastError(void)
 {
     cudaError_t e = last_error;
-    last_error = cudaSuccess;
+    last_error = sticky;
     return e;
 }
 
@@ -230,7 +320,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev)
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "cuda-emu");
     p->totalGlobalMem = (size_t)16 << 30;
-    p->major = 9;
+    p->major = env_int("GCU_EMU_CC", 90) / 10;
+    p->minor = env_int("GCU_EMU_CC", 90) % 10;
     return cudaSuccess;
 }
 
@@ -258,6 +349,8 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
 
 cudaError_t cudaMalloc(void **p, size_t n)
 {
+    if (sticky)
+        return sticky;
     /* poison fresh memory so that reading what was never written shows up as NaN */
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (!*p)
@@ -274,6 +367,8 @@ cudaError_t cudaFree(void *p)
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t)
 {
+    if (sticky)
+        return sticky;
     if (n && (!dst || !src))
         return cudaErrorInvalidValue;
     memmove(dst, src, n);
@@ -283,6 +378,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
                               size_t width, size_t height, cudaMemcpyKind, cudaStream_t)
 {
+    if (sticky)
+        return sticky;
     if (width > dpitch || width > spitch)
         return cudaErrorInvalidValue;
     for (size_t r = 0; r < height; r++)
@@ -300,7 +397,52 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned)
     return *s ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return last_error; }
+#define MAX_DEV 64
+static unsigned dev_flags[MAX_DEV];
+
+cudaError_t cudaSetDeviceFlags(unsigned flags)
+{
+    if (sticky)
+        return sticky;
+    dev_flags[current_device % MAX_DEV] = flags;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceFlags(unsigned *flags)
+{
+    *flags = dev_flags[current_device % MAX_DEV];
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    if ((dev_flags[current_device % MAX_DEV] & cudaDeviceScheduleMask) !=
+        cudaDeviceScheduleBlockingSync) {
+        fprintf(stderr, "cuda-emu: synchronisation without cudaDeviceScheduleBlockingSync "
+                        "(a waiting process would spin a core)\n");
+        return cudaErrorInvalidValue;
+    }
+    return sticky ? sticky : last_error;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
+
+cudaError_t cudaMallocHost(void **p, size_t n)
+{
+    if (sticky)
+        return sticky;
+    *p = aligned_alloc(256, (n + 255) / 256 * 256);
+    if (!*p)
+        return cudaErrorMemoryAllocation;
+    memset(*p, 0xff, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
 
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
@@ -344,6 +486,7 @@ const char *cublasGetStatusName(cublasStatus_t s)
     case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
     case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
     case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
     }
     return "CUBLAS_STATUS_UNKNOWN";
 }
@@ -407,6 +550,8 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
 {
     if (!h)
         return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (sticky)
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, ldc, 0);
 }
 
@@ -418,6 +563,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
 {
     if (!h)
         return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (sticky)
+        return CUBLAS_STATUS_EXECUTION_FAILED;
     /* the combinations cuBLAS documents for these types */
     if (ct != CUDA_R_32F || at != bt ||
         (compute == CUBLAS_COMPUTE_32F_FAST_TF32 && at != CUDA_R_32F) ||

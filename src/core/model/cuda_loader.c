@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "model/cuda_plugin.h"
 
@@ -101,4 +102,19 @@ const gc_cuda_api *gc_cuda_load(gc_err *e)
     if (!loaded_api)
         gc_fail(e, GC_EDEVICE, "CUDA plugin unavailable (%s)", load_error);
     return loaded_api;
+}
+
+int gc_cuda_precision_parse(const char *name, int *out)
+{
+    if (!name)
+        return -1;
+    if (!strcasecmp(name, "f32") || !strcasecmp(name, "float32") || !strcasecmp(name, "fp32"))
+        *out = GC_CUDA_F32;
+    else if (!strcasecmp(name, "tf32"))
+        *out = GC_CUDA_TF32;
+    else if (!strcasecmp(name, "bf16") || !strcasecmp(name, "bfloat16"))
+        *out = GC_CUDA_BF16;
+    else
+        return -1;
+    return 0;
 }

@@ -20,6 +20,7 @@ struct gc_prefix {
     float **k, **v; /* per layer [cap][n_kv*head_dim], after k_norm and RoPE */
     const gc_cuda_api *api;
     void *dprefix;  /* device-side cache when created on a CUDA context */
+    int32_t *ids;   /* its token ids: rebuilt on the CPU if the context falls back */
 };
 
 typedef struct rope_cache {
@@ -35,6 +36,8 @@ struct gc_ctx {
     gc_device device;
     const gc_cuda_api *api;
     void *dmodel;
+    char broken[512]; /* set when the CUDA context hit a sticky error (device CUDA: every call
+                       * fails with it; AUTO: the context continues on the CPU) */
     float *arena; /* scratch, grown as needed and reused across calls */
     size_t arena_cap;
     int32_t *pos; /* per packed token: absolute position */
@@ -50,9 +53,12 @@ static gc_status ctx_cuda(gc_ctx *c, gc_err *e)
     gc_err le = {0};
     const gc_cuda_api *api = gc_cuda_load(&le);
     char msg[sizeof le.msg] = "";
+    int dev = c->opts.cuda_device;
     if (api) {
-        if (api->device_count(msg, sizeof msg) > 0) {
-            c->dmodel = api->model_upload(c->cfg, c->w, 0, 0, msg, sizeof msg);
+        /* a device that is missing, too old or broken: CPU under AUTO, an error under CUDA */
+        if (api->device_count(msg, sizeof msg) > 0 && !api->device_check(dev, msg, sizeof msg)) {
+            c->dmodel = api->model_upload(c->cfg, c->w, dev, c->opts.cuda_precision, msg,
+                                          sizeof msg);
             if (c->dmodel) {
                 c->api = api;
                 c->device = GC_DEVICE_CUDA;
@@ -69,6 +75,45 @@ static gc_status ctx_cuda(gc_ctx *c, gc_err *e)
     if (c->opts.device == GC_DEVICE_CUDA)
         return gc_fail(e, GC_EDEVICE, "device cuda requested but unavailable: %s", msg);
     c->device = GC_DEVICE_CPU;
+    return GC_OK;
+}
+
+/* The CPU fallback is announced once per process: after a sticky error every context of the
+ * process on that device breaks the same way, and one message says it all. */
+static int fallback_announced;
+
+/* The plugin reported a sticky error: drop the device model (its context is unusable for
+ * the rest of the process) and, under AUTO, continue on the CPU. */
+static gc_status ctx_cuda_broken(gc_ctx *c, const char *what, const char *msg, gc_err *e)
+{
+    snprintf(c->broken, sizeof c->broken, "%s", *msg ? msg : "unknown error");
+    c->api->model_free(c->dmodel);
+    c->dmodel = NULL;
+    c->device = GC_DEVICE_CPU;
+    if (c->opts.device == GC_DEVICE_AUTO) {
+        if (!__atomic_exchange_n(&fallback_announced, 1, __ATOMIC_SEQ_CST) && c->opts.notice) {
+            char note[768];
+            snprintf(note, sizeof note,
+                     "gemmaclf: the CUDA context hit a fatal error during %s (%s); this process "
+                     "continues on the CPU",
+                     what, c->broken);
+            c->opts.notice(c->opts.notice_arg, note);
+        }
+        return GC_OK;
+    }
+    return gc_fail(e, GC_EDEVICE,
+                   "CUDA %s failed and the CUDA context is unusable for the rest of this "
+                   "process: %s (restart the process, or use device auto or cpu)",
+                   what, c->broken);
+}
+
+static gc_status ctx_check_broken(const gc_ctx *c, gc_err *e)
+{
+    if (*c->broken && c->opts.device == GC_DEVICE_CUDA)
+        return gc_fail(e, GC_EDEVICE,
+                       "the CUDA context is unusable after a fatal error: %s (restart the "
+                       "process, or use device auto or cpu)",
+                       c->broken);
     return GC_OK;
 }
 
@@ -165,6 +210,7 @@ void gc_prefix_free(gc_prefix *p)
         return;
     if (p->dprefix)
         p->api->prefix_free(p->dprefix);
+    free(p->ids);
     if (p->k)
         for (int l = 0; l < model_layers(p->m); l++) {
             free(p->k[l]);
@@ -605,23 +651,45 @@ static gc_status device_fail(gc_err *e, const char *what, const char *msg)
     return gc_fail(e, GC_EDEVICE, "CUDA %s failed: %s", what, *msg ? msg : "unknown error");
 }
 
+/* A prefix made on a CUDA context whose context then fell back to the CPU: compute its keys
+ * and values on the CPU from the ids it kept (once; the device copy is dropped). */
+static gc_status prefix_to_cpu(gc_ctx *c, gc_prefix *p, gc_err *e)
+{
+    int n = p->n;
+    gc_batch b = {.n_seq = 1, .tokens = p->ids, .seq_len = &n, .n_out = 0};
+    p->api->prefix_free(p->dprefix);
+    p->dprefix = NULL;
+    p->n = 0;
+    return forward_cpu(c, NULL, p, &b, e);
+}
+
 gc_status gc_forward(gc_ctx *c, const gc_prefix *prefix, gc_batch *b, gc_err *e)
 {
+    gc_status st = ctx_check_broken(c, e);
+    if (st)
+        return st;
     if (c->dmodel) {
         char msg[512] = "";
         if (prefix && !prefix->dprefix)
             return gc_fail(e, GC_EINVAL, "prefix was not created on this CUDA context");
         size_t T;
         int max_len;
-        gc_status st = check_batch(c, prefix, b, &T, &max_len, e);
+        st = check_batch(c, prefix, b, &T, &max_len, e);
         if (st)
             return st;
-        if (c->api->forward(c->dmodel, prefix ? prefix->dprefix : NULL, b, msg, sizeof msg))
-            return device_fail(e, "forward", msg);
-        return GC_OK;
+        int rc = c->api->forward(c->dmodel, prefix ? prefix->dprefix : NULL, b, msg, sizeof msg);
+        if (rc == GC_CUDA_BROKEN && (st = ctx_cuda_broken(c, "forward", msg, e)))
+            return st;
+        if (rc != GC_CUDA_BROKEN)
+            return rc ? device_fail(e, "forward", msg) : GC_OK;
+        /* AUTO after a fatal error: this forward runs again on the CPU, below */
     }
-    if (prefix && prefix->dprefix)
-        return gc_fail(e, GC_EINVAL, "prefix was created on a CUDA context");
+    if (prefix && prefix->dprefix) {
+        if (!*c->broken || !prefix->ids)
+            return gc_fail(e, GC_EINVAL, "prefix was created on a CUDA context");
+        if ((st = prefix_to_cpu(c, (gc_prefix *)prefix, e)))
+            return st;
+    }
     return forward_cpu(c, prefix, NULL, b, e);
 }
 
@@ -630,10 +698,12 @@ gc_status gc_prefix_new(gc_ctx *c, const int32_t *ids, int n, gc_prefix **out, g
     *out = NULL;
     if (n < 1 || !ids)
         return gc_fail(e, GC_EINVAL, "prefix: needs at least one token");
+    gc_status st = ctx_check_broken(c, e);
+    if (st)
+        return st;
     gc_prefix *p = prefix_alloc(c->m);
     if (!p)
         return gc_fail(e, GC_ENOMEM, "out of memory");
-    gc_status st;
     if (c->dmodel) {
         char msg[512] = "";
         for (int i = 0; i < n; i++)
@@ -642,15 +712,29 @@ gc_status gc_prefix_new(gc_ctx *c, const int32_t *ids, int n, gc_prefix **out, g
                 return gc_fail(e, GC_EINVAL, "prefix: token id %d outside the vocabulary",
                                ids[i]);
             }
+        p->ids = malloc((size_t)n * sizeof *p->ids);
+        if (!p->ids) {
+            gc_prefix_free(p);
+            return gc_fail(e, GC_ENOMEM, "out of memory");
+        }
+        memcpy(p->ids, ids, (size_t)n * sizeof *ids);
         p->api = c->api;
-        p->dprefix = c->api->prefix_new(c->dmodel, ids, n, msg, sizeof msg);
-        if (!p->dprefix) {
+        int rc = c->api->prefix_new(c->dmodel, ids, n, &p->dprefix, msg, sizeof msg);
+        if (rc == 0) {
+            p->n = n;
+            *out = p;
+            return GC_OK;
+        }
+        p->dprefix = NULL;
+        if (rc != GC_CUDA_BROKEN) {
             gc_prefix_free(p);
             return device_fail(e, "prefix", msg);
         }
-        p->n = n;
-        *out = p;
-        return GC_OK;
+        if ((st = ctx_cuda_broken(c, "prefix", msg, e))) {
+            gc_prefix_free(p);
+            return st;
+        }
+        /* AUTO after a fatal error: build the prefix on the CPU, below */
     }
     gc_batch b = {.n_seq = 1, .tokens = ids, .seq_len = &n, .n_out = 0};
     if ((st = forward_cpu(c, NULL, p, &b, e))) {

@@ -22,6 +22,13 @@ typedef struct gc_ctx_opts {
      * CHECK_FOR_INTERRUPTS itself, outside the core). */
     int (*interrupt)(void *arg);
     void *interrupt_arg;
+    /* CUDA only: the device number (0 = the first) and a gc_cuda_precision (0 = F32). */
+    int cuda_device;
+    int cuda_precision;
+    /* Called (when set) with a one-line message the user should see but that is not an error:
+     * the CPU fallback after a fatal CUDA error under device AUTO (once per process). */
+    void (*notice)(void *arg, const char *msg);
+    void *notice_arg;
 } gc_ctx_opts;
 
 typedef struct gc_ctx gc_ctx;
