@@ -24,7 +24,7 @@ static gc_status run_classify(void *arg)
 /* A model with broken weights (NaN/Inf) gives no label and no scores: the same ERROR from every
  * caller, whether the core noticed (GC_ENUMERIC) or the scores reached us (checked here as well,
  * so that no NaN becomes a label or breaks the jsonb of the scores). */
-static void nonfinite_error(const char *detail)
+void gcpg_nonfinite_error(const char *detail)
 {
     ereport(ERROR, (errcode(gcpg_sqlstate(GC_ENUMERIC)),
                     errmsg("gemmaclf: the model computed a non-finite score (NaN or infinity)"),
@@ -38,21 +38,40 @@ static void check_finite(const gc_classifier *c, int n, const float *probs)
     for (int i = 0; i < n; i++)
         for (int l = 0; l < n_labels; l++)
             if (!isfinite(probs[(size_t)i * n_labels + l]))
-                nonfinite_error(psprintf("text %d of %d: the probability of \"%s\" is %s", i + 1,
-                                         n, gc_classifier_label(c, l),
-                                         isnan(probs[(size_t)i * n_labels + l]) ? "NaN"
-                                                                                 : "infinite"));
+                gcpg_nonfinite_error(psprintf("text %d of %d: the probability of \"%s\" is %s",
+                                              i + 1, n, gc_classifier_label(c, l),
+                                              isnan(probs[(size_t)i * n_labels + l]) ? "NaN"
+                                                                                     : "infinite"));
 }
 
+static const char *served_by = NULL;
+
+const char *gcpg_served_by(void)
+{
+    return served_by;
+}
+
+/* Through the inference worker when it serves m's model (inference_client.c: which calls it
+ * serves), else here, in this backend's own session. */
 void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t *lens,
                    float *probs, int *labels)
 {
-    classify_call a = {.sess = gcpg_session(m), .n = n, .texts = texts, .lens = lens,
-                       .probs = probs, .labels = labels};
-    gc_status st = gcpg_run_interruptible(run_classify, &a);
+    bool cpu_only;
+    classify_call a = {.n = n, .texts = texts, .lens = lens, .probs = probs, .labels = labels};
+    gc_status st;
+
+    if (gcpg_inference_classify(m, n, texts, lens, probs, labels, &cpu_only)) {
+        served_by = "inference worker";
+        check_finite(gcpg_classifier(m), n, probs);
+        return;
+    }
+    /* the worker exited under gemmaclf.device = auto: our own CPU, not a CUDA context each */
+    a.sess = cpu_only ? gcpg_session_for(m, GC_DEVICE_CPU) : gcpg_session(m);
+    st = gcpg_run_interruptible(run_classify, &a);
+    served_by = "backend";
 
     if (st == GC_ENUMERIC)
-        nonfinite_error(a.err.msg);
+        gcpg_nonfinite_error(a.err.msg);
     if (st != GC_OK)
         ereport(ERROR, (errcode(gcpg_sqlstate(st)), errmsg("gemmaclf: %s", a.err.msg),
                         gcpg_status_hint(st)));

@@ -18,6 +18,11 @@
  *   classify_table.c  CALL gemmaclf_classify_table(...)
  *   model_info.c      gemmaclf_model_info()
  *   watch_*.c         background labelling of watched tables (issue 11; map in watch.h) */
+ *   inference.h       the inference worker's shared memory and its protocol (issue 12):
+ *   inference_shmem.c   its creation (shared_preload_libraries)
+ *   inference_worker.c  the background worker: loads the model once, batches all backends
+ *   inference_client.c  a backend's side: routing, submit, wait on the latch, read back
+ *   inference_status.c  gemmaclf_inference_status(), gemmaclf_inference_hold() (test hook) */
 #ifndef GEMMACLF_PG_H
 #define GEMMACLF_PG_H
 
@@ -43,6 +48,15 @@ extern int gemmaclf_cuda_device;
 extern int gemmaclf_cuda_precision;
 void gcpg_guc_cuda_init(void);
 void gcpg_guc_init(void);
+/* inference worker settings (issue 12) */
+#define GCPG_INFERENCE_WORKER_AUTO 0
+#define GCPG_INFERENCE_WORKER_ON 1
+#define GCPG_INFERENCE_WORKER_OFF 2
+#define GCPG_DEFAULT_BATCH_WAIT_MS 0.0
+extern int gemmaclf_inference_worker;
+extern int gemmaclf_inference_slots;
+extern double gemmaclf_batch_wait;
+extern bool gemmaclf_use_inference_worker;
 
 /* ---- model_dir.c ---- */
 /* Resolves a gemmaclf.model_path value (empty: the bundled model) to a directory; on failure
@@ -64,6 +78,10 @@ const gc_classifier *gcpg_classifier(const gcpg_model *m);
 /* The model's core session for the current threads/device/limits settings (started or
  * restarted here; ERROR on failure). Valid until the next call for the same model. */
 gc_session *gcpg_session(gcpg_model *m);
+/* The same for a given device (gcpg_session uses gcpg_wanted_device()). */
+gc_session *gcpg_session_for(gcpg_model *m, int device);
+/* gemmaclf.device as a session needs it (auto without a CUDA plugin: cpu). */
+int gcpg_wanted_device(void);
 
 typedef struct gcpg_model_state {
     const char *dir;  /* resolved directory the model was loaded from */
@@ -96,6 +114,24 @@ void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t 
 /* Classifies one text with the current model: its label as text, and its jsonb scores in
  * *scores when scores is not NULL. */
 text *gcpg_classify_text(text *t, Datum *scores);
+
+/* The ERROR for a non-finite score (broken weights), the same from every path. */
+void gcpg_nonfinite_error(const char *detail);
+/* Who served this session's last classification: "inference worker", "backend", or NULL. */
+const char *gcpg_served_by(void);
+
+/* ---- inference_*.c (issue 12) ---- */
+/* In _PG_init: shared memory and the worker, with shared_preload_libraries only. */
+void gcpg_inference_init(void);
+/* Classifies through the inference worker when it runs and serves m's model: true when it did
+ * (probs, labels filled). false: classify in this backend (no worker, another model, settings
+ * it cannot serve, or the worker exited and gemmaclf.device = auto: then *cpu_only is set).
+ * ERROR on the worker's errors. */
+bool gcpg_inference_classify(gcpg_model *m, int n, const char *const *texts,
+                             const size_t *lens, float *probs, int *labels, bool *cpu_only);
+/* Whether calls with m go to the worker now; the worker's pid (0: none). */
+bool gcpg_inference_serves(gcpg_model *m);
+int gcpg_inference_worker_pid(void);
 
 /* ---- encoding.c ---- */
 /* Text of any server encoding as UTF-8 bytes (palloc'd or pointing into t). */

@@ -25,6 +25,56 @@ static const struct config_enum_entry device_options[] = {
     {"cuda", GC_DEVICE_CUDA, false},
     {NULL, 0, false}};
 
+/* ---- inference worker (issue 12) ---- */
+int gemmaclf_inference_worker = GCPG_INFERENCE_WORKER_AUTO;
+int gemmaclf_inference_slots = 0;
+double gemmaclf_batch_wait = GCPG_DEFAULT_BATCH_WAIT_MS;
+bool gemmaclf_use_inference_worker = true;
+
+static const struct config_enum_entry inference_worker_options[] = {
+    {"auto", GCPG_INFERENCE_WORKER_AUTO, false},
+    {"on", GCPG_INFERENCE_WORKER_ON, false},
+    {"off", GCPG_INFERENCE_WORKER_OFF, false},
+    {NULL, 0, false}};
+
+/* The worker's server settings exist only when the postmaster loads the library: PostgreSQL
+ * refuses to create a PGC_POSTMASTER setting later (a backend loading gemmaclf on first use
+ * would fail), and without shared_preload_libraries there is no worker. */
+static void gcpg_guc_init_inference_server(void)
+{
+    DefineCustomEnumVariable(
+        "gemmaclf.inference_worker",
+        "One background worker classifies for every backend: auto, on or off.",
+        "Needs shared_preload_libraries = 'gemmaclf'. auto: only when a GPU is usable; on: also "
+        "on the CPU.",
+        &gemmaclf_inference_worker, GCPG_INFERENCE_WORKER_AUTO, inference_worker_options,
+        PGC_POSTMASTER, 0, NULL, NULL, NULL);
+    DefineCustomIntVariable("gemmaclf.inference_slots",
+                            "Request slots of the inference worker (0: max backends).",
+                            "One per backend classifying at once; each takes about 131 kB of "
+                            "shared memory.",
+                            &gemmaclf_inference_slots, 0, 0, 65536, PGC_POSTMASTER, 0, NULL,
+                            NULL, NULL);
+}
+
+static void gcpg_guc_init_inference(void)
+{
+    if (process_shared_preload_libraries_in_progress)
+        gcpg_guc_init_inference_server();
+    DefineCustomRealVariable("gemmaclf.batch_wait",
+                             "How long the inference worker waits for more requests before a "
+                             "forward pass that is short of gemmaclf.batch_size texts.",
+                             "Rounded up to whole milliseconds; 0: run what is queued at once.",
+                             &gemmaclf_batch_wait, GCPG_DEFAULT_BATCH_WAIT_MS, 0, 1000,
+                             PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+    DefineCustomBoolVariable("gemmaclf.use_inference_worker",
+                             "Send this session's classifications to the inference worker when "
+                             "it serves the session's model.",
+                             "off: classify in this backend (same labels; scores within 1e-5).",
+                             &gemmaclf_use_inference_worker, true, PGC_USERSET, 0, NULL, NULL,
+                             NULL);
+}
+
 void gcpg_guc_init(void)
 {
     DefineCustomStringVariable(
@@ -66,6 +116,7 @@ void gcpg_guc_init(void)
                                    NULL, NULL, NULL);
     }
     gcpg_guc_cuda_init();
+    gcpg_guc_init_inference();
     MarkGUCPrefixReserved("gemmaclf");
 }
 

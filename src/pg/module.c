@@ -14,4 +14,5 @@ void _PG_init(void)
     gcpg_guc_init();
     gcpg_session_preload();
     gcpg_watch_init();
+    gcpg_inference_init();
 }

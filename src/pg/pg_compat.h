@@ -31,5 +31,9 @@
 #else
 #define gcpg_wait_event(name) PG_WAIT_EXTENSION
 #endif
+/* The inference worker's latch waits report the wait event class Extension. 17 moved
+ * PG_WAIT_EXTENSION into utils/wait_classes.h, which utils/wait_event.h includes in 17+. */
+#include "utils/wait_event.h"
+#define GCPG_WAIT_EVENT PG_WAIT_EXTENSION
 
 #endif

@@ -186,7 +186,7 @@ void gcpg_model_describe(const gcpg_model *m, gcpg_model_state *out)
 
 /* The device a session must be created for: AUTO is CPU when there is no CUDA plugin at all
  * (dlopen only, after fork), so a session preloaded for the CPU can serve it. */
-static int wanted_device(void)
+int gcpg_wanted_device(void)
 {
     if (gemmaclf_device == GC_DEVICE_AUTO && gc_cuda_load(NULL) == NULL)
         return GC_DEVICE_CPU;
@@ -255,7 +255,12 @@ static int wanted_threads(void)
 
 gc_session *gcpg_session(gcpg_model *m)
 {
-    session_call a = {.lm = m->lm, .threads = wanted_threads(), .device = wanted_device()};
+    return gcpg_session_for(m, gcpg_wanted_device());
+}
+
+gc_session *gcpg_session_for(gcpg_model *m, int device)
+{
+    session_call a = {.lm = m->lm, .threads = wanted_threads(), .device = device};
     loaded_model *lm = m->lm;
     gc_status st;
 
