@@ -17,7 +17,7 @@
  *   trigger.c         gemmaclf_flag_hate() row trigger
  *   classify_table.c  CALL gemmaclf_classify_table(...)
  *   model_info.c      gemmaclf_model_info()
- *   watch_*.c         background labelling of watched tables (issue 11; map in watch.h) */
+ *   watch_*.c         background labelling of watched tables (issue 11; map in watch.h)
  *   inference.h       the inference worker's shared memory and its protocol (issue 12):
  *   inference_shmem.c   its creation (shared_preload_libraries)
  *   inference_worker.c  the background worker: loads the model once, batches all backends
