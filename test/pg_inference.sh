@@ -7,7 +7,8 @@
 #      the worker: labels identical to in-backend ones, scores within 1e-5; text[] too
 #   3. batching: 7 requests queued behind a held one become one forward pass
 #   4. routing: another model, use_inference_worker = off, max_input_tokens > 2048 run in-backend;
-#      a 200 kB text and the trigger and procedure go through the worker with in-backend results
+#      a 200 kB text and the trigger and procedure go through the worker with in-backend results;
+#      so do the background labelling workers' batches (gemmaclf_watch)
 #   5. cancel while waiting (queued, and taken by the worker): the cancel comes at once, the
 #      request is dropped and the worker discards its result
 #   6. the worker exits (SIGTERM) while holding a request: device = cpu gets an ERROR,
@@ -152,6 +153,21 @@ SQL
 )
 result "the trigger and gemmaclf_classify_table go through the worker, same labels as in-backend" \
     "$([ "$r" = "inference worker inference worker 40+300 " ]; echo $?)" "$r"
+
+# ---- 4b. background labelling (gemmaclf_watch, issue 11): its workers classify their batches
+# through the inference worker too (gcpg_classify routes every caller); labels as in-backend
+t0=$(status texts)
+q -q <<SQL || exit 1
+CREATE TABLE wt (id bigint, body text, label text);
+INSERT INTO wt SELECT id, body FROM dev WHERE id <= 150;
+SELECT gemmaclf_watch('wt', 'body', 'label');
+SQL
+wait_for "SELECT count(*) = 0 FROM wt WHERE label IS NULL" 300
+r=$(q -c "SELECT count(*) FROM wt JOIN in_backend b USING (id) WHERE label = b.s->>'label'")
+t1=$(status texts)
+q -c "SELECT gemmaclf_unwatch('wt')" >/dev/null
+result "the background labelling workers' batches go through the worker, same labels as in-backend" \
+    "$([ "$r" = 150 ] && [ $((t1 - t0)) -ge 150 ]; echo $?)" "$r of 150 labels equal; worker texts +$((t1 - t0))"
 
 # ---- 5. cancel while waiting
 d0=$(status discarded)
