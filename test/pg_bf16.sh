@@ -5,7 +5,7 @@
 # gives exactly the first connection's probabilities.
 # Makes the BF16 copy of the reference classifier with the Python venv: no torch/safetensors is
 # a failure (nothing would be checked).
-# Runs inside a pg_virtualenv cluster (scripts/pg-test.sh); GC_SHARED must be set.
+# Runs inside a throwaway cluster (scripts/pg-test.sh); GC_SHARED must be set.
 set -eu
 PY=${GC_PYTHON:-.venv/bin/python}
 REF=$GC_SHARED/reference/hf-trained-classifier

@@ -5,7 +5,7 @@
 # takes advisory lock 4343 and waits until a row labelled by session b is committed; session b,
 # at its first row, waits until a holds that lock. So a holds its first batch (locked rows)
 # while b labels and commits other rows, whichever starts first. Waits give up after 120 s.
-# Runs inside a pg_virtualenv cluster (scripts/pg-test.sh); GC_SHARED must be set.
+# Runs inside a throwaway cluster (scripts/pg-test.sh); GC_SHARED must be set.
 set -eu
 REF=$GC_SHARED/reference/hf-trained-classifier
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
