@@ -25,8 +25,17 @@ endif
 # OpenBLAS dispatches at run time anyway. Packagers set ARCH_FLAGS= for portable builds.
 ARCH_FLAGS ?= -march=native
 OPT_FLAGS ?= -O3
-DEP_CFLAGS := $(shell pkg-config --cflags openblas libcjson)
-DEP_LIBS   := $(shell pkg-config --libs openblas libcjson) -lm -ldl -lpthread
+# oneDNN (Debian libdnnl-dev, no pkg-config file) runs the bf16 / int8 linear layers; Debian
+# builds it on OpenMP (libgomp), whose omp_set_num_threads sets its thread count. Without its
+# header (or with USE_DNNL=0) the build still works and those precisions fall back to f32.
+USE_DNNL ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
+ifeq ($(USE_DNNL),1)
+DNNL_LIBS  := -ldnnl -lgomp
+else
+DNNL_DEFS  := -DGC_NO_DNNL
+endif
+DEP_CFLAGS := $(shell pkg-config --cflags openblas libcjson) $(DNNL_DEFS)
+DEP_LIBS   := $(shell pkg-config --libs openblas libcjson) $(DNNL_LIBS) -lm -ldl -lpthread
 GC_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPT_FLAGS) $(ARCH_FLAGS) -fPIC -fvisibility=hidden \
              -Wall -Wextra -Werror $(SAN_FLAGS) -Isrc/core $(DEP_CFLAGS)
 GC_LDFLAGS := $(SAN_FLAGS)

@@ -4,13 +4,18 @@
  *
  *   bench_forward MODEL_DIR --ids FILE --rows A,B,C [--device cpu|cuda|auto] [--batch N]
  *                 [--prefix N] [--repeat R] [--limit N] [--threads N] [--out FILE]
+ *                 [--precision f32|bf16|int8]
  *
  * FILE holds one JSON array of token ids per line (whole prompts). --prefix N checks that all
  * prompts share their first N ids and computes those once (gc_prefix). --out writes one line
  * per prompt: the logits of the rows, space-separated (%.9g). The last line on stdout is a
  * JSON summary: prompts, tokens, seconds (forward calls only, after one warm-up batch),
- * prompts_per_s. The CUDA precision follows GEMMACLF_CUDA_PRECISION (f32|tf32|bf16). */
+ * cpu_seconds (CPU time of the process over the same span: on a shared machine, what the work
+ * cost rather than how long it waited),
+ * prompts_per_s, precision (on the CPU: the one the engine ran, --precision unless the CPU
+ * lacks the instructions). The CUDA precision follows GEMMACLF_CUDA_PRECISION (f32|tf32|bf16). */
 #include <cJSON.h>
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,13 @@ typedef struct prompts {
     gc_ids ids;     /* all prompts concatenated */
     gc_ids len;     /* length of each */
 } prompts;
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static double now(void)
 {
@@ -88,7 +100,8 @@ static int parse_rows(const char *s, gc_ids *rows)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_forward MODEL_DIR --ids FILE --rows A,B,C [--device cpu|cuda|auto]"
-                    " [--batch N] [--prefix N] [--repeat R] [--limit N] [--threads N] [--out FILE]\n");
+                    " [--batch N] [--prefix N] [--repeat R] [--limit N] [--threads N] [--out FILE]"
+                    " [--precision f32|bf16|int8]\n");
 }
 
 int main(int argc, char **argv)
@@ -96,6 +109,7 @@ int main(int argc, char **argv)
     const char *dir = NULL, *ids_path = NULL, *out_path = NULL, *rows_arg = NULL;
     int batch = 64, prefix_n = 0, repeat = 1, limit = 0, threads = 0;
     gc_device dev = GC_DEVICE_AUTO;
+    gc_precision prec = GC_PRECISION_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--ids") && v)
@@ -114,6 +128,12 @@ int main(int argc, char **argv)
             limit = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v)
             threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--precision") && v) {
+            if (gc_precision_parse(argv[++i], &prec)) {
+                usage();
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--device") && v) {
             v = argv[++i];
             if (!strcmp(v, "cpu"))
@@ -163,17 +183,22 @@ int main(int argc, char **argv)
     }
     gc_ctx *ctx = NULL;
     const char *prec_env = getenv(GC_CUDA_PRECISION_ENV);
-    int prec = GC_CUDA_F32;
-    if (prec_env && *prec_env && gc_cuda_precision_parse(prec_env, &prec)) {
+    int cuda_prec = GC_CUDA_F32;
+    if (prec_env && *prec_env && gc_cuda_precision_parse(prec_env, &cuda_prec)) {
         fprintf(stderr, "bench_forward: %s=%s: expected f32, tf32 or bf16\n",
                 GC_CUDA_PRECISION_ENV, prec_env);
         return 2;
     }
-    gc_ctx_opts co = {.threads = threads, .device = dev, .cuda_precision = prec};
+    gc_ctx_opts co = {.threads = threads, .device = dev, .cuda_precision = cuda_prec,
+                      .precision = prec};
     if (gc_ctx_new(m, &co, &ctx, &e)) {
         fprintf(stderr, "bench_forward: %s\n", e.msg);
         return 1;
     }
+    const char *note;
+    prec = gc_ctx_precision(ctx, &note);
+    if (*note)
+        fprintf(stderr, "bench_forward: %s\n", note);
     gc_prefix *pre = NULL;
     if (prefix_n > 0 && gc_prefix_new(ctx, p.ids.v, prefix_n, &pre, &e)) {
         fprintf(stderr, "bench_forward: prefix: %s\n", e.msg);
@@ -188,11 +213,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_forward: out of memory\n");
         return 1;
     }
-    double t0 = 0, t_end = 0;
+    double t0 = 0, t_end = 0, cpu0 = 0, cpu_end = 0;
     long long tokens = 0;
     for (int r = -1; r < repeat; r++) { /* r = -1: warm-up on the first batch */
         if (r == 0)
-            t0 = now();
+            t0 = now(), cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         for (int b0 = 0; b0 < np; b0 += batch) {
             int nb = np - b0 < batch ? np - b0 : batch, T = 0;
             for (int i = 0; i < nb; i++) {
@@ -215,7 +240,7 @@ int main(int argc, char **argv)
                 break;
         }
     }
-    t_end = now();
+    t_end = now(), cpu_end = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     if (out_path) {
         FILE *f = fopen(out_path, "w");
         if (!f) {
@@ -231,12 +256,17 @@ int main(int argc, char **argv)
         }
     }
     double secs = t_end - t0;
-    static const char *const prec_names[] = {"f32", "tf32", "bf16"};
-    printf("{\"device\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"prefix\": %d, "
-           "\"prompts\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"prompts_per_s\": %.1f}\n",
+    static const char *const cuda_prec_names[] = {"f32", "tf32", "bf16"};
+    printf("{\"device\": \"%s\", \"precision\": \"%s\", \"blas_core\": \"%s\", "
+           "\"batch\": %d, \"prefix\": %d, "
+           "\"prompts\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"cpu_seconds\": %.4f, "
+           "\"prompts_per_s\": %.1f}\n",
            gc_ctx_device(ctx) == GC_DEVICE_CUDA ? "cuda" : "cpu",
-           gc_ctx_device(ctx) == GC_DEVICE_CUDA ? prec_names[prec] : "f32", batch,
-           prefix_n, (long long)np * repeat, tokens, secs, secs > 0 ? np * repeat / secs : 0.0);
+           gc_ctx_device(ctx) == GC_DEVICE_CUDA ? cuda_prec_names[cuda_prec]
+                                                 : gc_precision_name(prec),
+           openblas_get_corename(), batch,
+           prefix_n, (long long)np * repeat, tokens, secs, cpu_end - cpu0,
+           secs > 0 ? np * repeat / secs : 0.0);
     gc_prefix_free(pre);
     gc_ctx_free(ctx);
     gc_model_free(m);

@@ -9,6 +9,8 @@
 #      and its memory staying flat as the table grows (test/pg_classify_table_memory.sh)
 #   6. a BF16 copy of the reference model: weight cache in $PGDATA (test/pg_bf16.sh)
 #   7. the inference worker (test/pg_inference.sh, with gemmaclf.inference_worker = on)
+#   7b. gemmaclf.precision on a server whose CPU lacks bf16/int8 (GEMMACLF_CPU_FEATURES=none in its
+#      environment): a WARNING, then f32 (test/pg_precision_fallback.sh)
 #   8. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 #   9. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
 #  10. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
@@ -56,6 +58,8 @@ suites() {
     # inference worker (issue 12): one worker serving every backend, on the CPU here
     check "inference worker: parity, 16 connections, batching, routing, cancel, worker exit, kill -9" \
         "$PRELOAD gemmaclf.inference_worker=on gemmaclf.device=cpu" bash test/pg_inference.sh
+    GEMMACLF_CPU_FEATURES=none check "gemmaclf.precision on a CPU without bf16/int8 (simulated)" \
+        "" sh test/pg_precision_fallback.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
     # ---- issue 10 (rel-core): fuzz suite of the PostgreSQL path ----

@@ -6,7 +6,8 @@
 #   2. the 2,097 dev comments, per-row classify_hate_scores from 16 concurrent connections through
 #      the worker: labels identical to in-backend ones, scores within 1e-5; text[] too
 #   3. batching: 7 requests queued behind a held one become one forward pass
-#   4. routing: another model, use_inference_worker = off, max_input_tokens > 2048 run in-backend;
+#   4. routing: another model, use_inference_worker = off, another gemmaclf.precision,
+#      max_input_tokens > 2048 run in-backend;
 #      a 200 kB text and the trigger and procedure go through the worker with in-backend results;
 #      so do the background labelling workers' batches (gemmaclf_watch)
 #   5. cancel while waiting (queued, and taken by the worker): the cancel comes at once, the
@@ -122,6 +123,12 @@ result "another model (the bundled one) is served in-backend" \
 r=$(q -c "SET gemmaclf.use_inference_worker = off" -c "SELECT classify_hate('Sali')" \
       -c "SELECT gemmaclf_model_info()->>'served_by'" | tr '\n' ' ')
 result "gemmaclf.use_inference_worker = off: served in-backend" \
+    "$([ "$r" = "Hate backend " ]; echo $?)" "$r"
+# a label-changing setting that differs from the worker's (gemmaclf.precision; on a CPU without
+# bf16 the session falls back to f32 with a WARNING on stderr, and is still not the worker's)
+r=$(q -c "SET gemmaclf.precision = 'bf16'" -c "SELECT classify_hate('Sali')" \
+      -c "SELECT gemmaclf_model_info()->>'served_by'" 2>/dev/null | tr '\n' ' ')
+result "gemmaclf.precision other than the worker's: served in-backend" \
     "$([ "$r" = "Hate backend " ]; echo $?)" "$r"
 r=$(q -c "SET gemmaclf.max_input_tokens = 4096" -c "SELECT classify_hate('Sali')" \
       -c "SELECT gemmaclf_model_info()->>'served_by'" | tr '\n' ' ')

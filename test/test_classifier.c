@@ -367,10 +367,11 @@ static void test_model_info(const gc_classifier *c)
     static const char *const keys[] = {
         "model_path", "architecture", "parameters", "dtype", "weight_bytes", "layers",
         "hidden_size", "vocab_size", "tokenizer_vocab_size", "labels", "label_token_ids",
-        "prompt_prefix", "scoring", "cached_prefix_tokens", "device", "threads", "load_ms",
-        "preloaded", "max_input_tokens", "batch_size"};
+        "prompt_prefix", "scoring", "cached_prefix_tokens", "device", "precision", "threads",
+        "load_ms", "preloaded", "max_input_tokens", "batch_size"};
     gc_model_info_runtime rt = {.model_path = "/as/named", .device = GC_DEVICE_CPU, .threads = 3,
-                                .preloaded = 1, .max_input_tokens = 77, .batch_size = 5};
+                                .precision = GC_PRECISION_INT8, .preloaded = 1,
+                                .max_input_tokens = 77, .batch_size = 5};
     gc_err e = {0};
     char *txt = gc_model_info_json(c, &rt, 1, &e);
     cJSON *j = txt ? cJSON_Parse(txt) : NULL;
@@ -388,7 +389,8 @@ static void test_model_info(const gc_classifier *c)
               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "preloaded")) &&
               cJSON_GetObjectItemCaseSensitive(j, "threads")->valueint == 3 &&
               cJSON_GetObjectItemCaseSensitive(j, "max_input_tokens")->valueint == 77 &&
-              !strcmp(cJSON_GetObjectItemCaseSensitive(j, "device")->valuestring, "cpu"),
+              !strcmp(cJSON_GetObjectItemCaseSensitive(j, "device")->valuestring, "cpu") &&
+              !strcmp(cJSON_GetObjectItemCaseSensitive(j, "precision")->valuestring, "int8"),
           "runtime facts as given");
     cJSON_Delete(j);
     free(txt);

@@ -58,6 +58,12 @@ int cli_parse(int argc, char **argv, const char *usage, int allow_max_new, cli_o
                 fprintf(stderr, "gemmaclf: --device needs auto, cpu or cuda\n");
                 rc = 2;
             }
+        } else if (!strcmp(a, "--precision")) {
+            i++;
+            if (gc_precision_parse(v, &o->precision)) {
+                fprintf(stderr, "gemmaclf: --precision needs f32, bf16 or int8\n");
+                rc = 2;
+            }
         } else if (!strcmp(a, "--cuda-device"))
             rc = parse_int(a, v, 0, &o->cuda_device), i++;
         else if (!strcmp(a, "--cuda-precision")) {
@@ -126,7 +132,7 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         return 2;
     gc_session_opts so = {.ctx = {.threads = o->threads, .device = o->device,
                                   .cuda_device = o->cuda_device, .cuda_precision = prec,
-                                  .notice = cli_notice},
+                                  .notice = cli_notice, .precision = o->precision},
                           .batch_size = o->batch, .max_input_tokens = o->max_input_tokens};
     if (gc_session_new(*c, &so, s, &e)) {
         fprintf(stderr, "gemmaclf: %s\n", e.msg);
@@ -134,6 +140,10 @@ int cli_open(const cli_opts *o, gc_classifier **c, gc_session **s)
         *c = NULL;
         return 1;
     }
+    const char *note;
+    gc_ctx_precision(gc_session_ctx(*s), &note);
+    if (*note)
+        fprintf(stderr, "gemmaclf: %s\n", note);
     return 0;
 }
 

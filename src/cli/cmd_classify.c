@@ -114,7 +114,7 @@ static int run(int argc, char **argv)
 }
 
 const gc_command gc_cmd_classify = {
-    "classify", "[MODEL_DIR] [--batch N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--cuda-device N] [--cuda-precision f32|tf32|bf16] [--max-input-tokens N] [--cache-dir DIR]",
+    "classify", "[MODEL_DIR] [--batch N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--precision f32|bf16|int8] [--cuda-device N] [--cuda-precision f32|tf32|bf16] [--max-input-tokens N] [--cache-dir DIR]",
     "read JSON lines (strings, or objects with \"text\"), print {\"label\", \"scores\"} per line "
     "(default model: $GEMMACLF_MODEL or the bundled one); exit status 1 on errors, 3 when the model "
     "computes NaN/Inf scores (broken weights)",

@@ -79,7 +79,7 @@ static int run(int argc, char **argv)
 }
 
 const gc_command gc_cmd_generate = {
-    "generate", "[MODEL_DIR] [--max-new N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--cuda-device N] [--cuda-precision f32|tf32|bf16]",
+    "generate", "[MODEL_DIR] [--max-new N] [--threads N (default 1; 0 = OpenBLAS default)] [--device auto|cpu|cuda] [--precision f32|bf16|int8] [--cuda-device N] [--cuda-precision f32|tf32|bf16]",
     "read JSON lines, print {\"generated\": ...}: greedy generation from the classification "
     "prompt (default 8 new tokens), as the transformers pipeline prints it",
     run};

@@ -16,6 +16,7 @@ static int run(int argc, char **argv)
         return rc;
     gc_model_info_runtime rt = {
         .device = gc_ctx_device(gc_session_ctx(s)),
+        .precision = gc_ctx_precision(gc_session_ctx(s), NULL),
         .threads = o.threads,
         .max_input_tokens = o.max_input_tokens > 0 ? o.max_input_tokens
                                                    : GC_DEFAULT_MAX_INPUT_TOKENS,
@@ -33,5 +34,5 @@ static int run(int argc, char **argv)
     return out ? 0 : 1;
 }
 
-const gc_command gc_cmd_info = {"info", "[MODEL_DIR] [--device auto|cpu|cuda] [--cuda-device N] [--cuda-precision f32|tf32|bf16]",
+const gc_command gc_cmd_info = {"info", "[MODEL_DIR] [--device auto|cpu|cuda] [--precision f32|bf16|int8] [--cuda-device N] [--cuda-precision f32|tf32|bf16]",
                                 "print what the model directory holds (JSON)", run};

@@ -100,6 +100,7 @@ static int run(int argc, char **argv)
     gc_device dev = GC_DEVICE_CPU;
     const char *prec_name = NULL;
     int cuda_device = 0, prec = 0;
+    gc_precision precision = GC_PRECISION_F32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -111,6 +112,12 @@ static int run(int argc, char **argv)
             cuda_device = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--cuda-precision") && i + 1 < argc)
             prec_name = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            if (gc_precision_parse(argv[++i], &precision)) {
+                fprintf(stderr, "gemmaclf logits: --precision must be f32, bf16 or int8\n");
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
             const char *d = argv[++i];
             if (!strcmp(d, "cpu"))
@@ -144,12 +151,16 @@ static int run(int argc, char **argv)
     }
     gc_ctx *ctx = NULL;
     gc_ctx_opts co = {.threads = threads, .device = dev, .cuda_device = cuda_device,
-                      .cuda_precision = prec, .notice = cli_notice};
+                      .cuda_precision = prec, .notice = cli_notice, .precision = precision};
     if (gc_ctx_new(m, &co, &ctx, &e)) {
         fprintf(stderr, "gemmaclf logits: %s\n", e.msg);
         gc_model_free(m);
         return 1;
     }
+    const char *note;
+    gc_ctx_precision(ctx, &note);
+    if (*note)
+        fprintf(stderr, "gemmaclf logits: %s\n", note);
     const int vocab = gc_model_config(m)->vocab_size;
     pending p = {0};
     char *line = NULL;
@@ -173,7 +184,8 @@ static int run(int argc, char **argv)
 
 const gc_command gc_cmd_logits = {
     "logits",
-    "MODEL_DIR [--threads N] [--batch N] [--device cpu|cuda|auto] [--cuda-device N] [--cuda-precision f32|tf32|bf16] [--cache-dir DIR]",
+    "MODEL_DIR [--threads N] [--batch N] [--device cpu|cuda|auto] [--precision f32|bf16|int8] "
+    "[--cuda-device N] [--cuda-precision f32|tf32|bf16] [--cache-dir DIR]",
     "read JSON arrays of token ids (one per line), print each position's logits as JSON",
     run,
 };

@@ -37,6 +37,7 @@
 extern char *gemmaclf_model_path;
 extern int gemmaclf_device;
 extern int gemmaclf_threads;
+extern int gemmaclf_precision;
 extern int gemmaclf_max_input_tokens;
 extern int gemmaclf_batch_size;
 /* background labelling (issue 11): 0 / NULL when gemmaclf is not in shared_preload_libraries */

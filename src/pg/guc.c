@@ -1,8 +1,9 @@
 /* The gemmaclf.* settings. classify_hate is IMMUTABLE: a CHECK constraint, an expression index and
  * a stored label all assume that a text always gets the same label and scores. So every setting
  * that can change a label or a score is superuser-only (PGC_SUSET): model_path (also because the
- * server reads the files it names) and max_input_tokens (how much of a comment is read). Those
- * that only change speed (device, threads, batch_size) are for everyone. */
+ * server reads the files it names), max_input_tokens (how much of a comment is read), precision
+ * (bf16 / int8 arithmetic of the CPU engine) and the CUDA settings below. Those that only change
+ * speed (device, threads, batch_size) are for everyone. */
 #include "gemmaclf_pg.h"
 
 #include "miscadmin.h"
@@ -13,6 +14,7 @@
 char *gemmaclf_model_path = NULL;
 int gemmaclf_device = GC_DEVICE_AUTO;
 int gemmaclf_threads = 1;
+int gemmaclf_precision = GC_PRECISION_F32;
 int gemmaclf_max_input_tokens = GC_DEFAULT_MAX_INPUT_TOKENS;
 int gemmaclf_batch_size = GC_DEFAULT_BATCH_SIZE;
 /* background labelling (issue 11) */
@@ -75,6 +77,12 @@ static void gcpg_guc_init_inference(void)
                              NULL);
 }
 
+static const struct config_enum_entry precision_options[] = {
+    {"f32", GC_PRECISION_F32, false},
+    {"bf16", GC_PRECISION_BF16, false},
+    {"int8", GC_PRECISION_INT8, false},
+    {NULL, 0, false}};
+
 void gcpg_guc_init(void)
 {
     DefineCustomStringVariable(
@@ -86,6 +94,13 @@ void gcpg_guc_init(void)
                              "auto uses CUDA when the plugin and a GPU are available.",
                              &gemmaclf_device, GC_DEVICE_AUTO, device_options, PGC_USERSET, 0,
                              NULL, NULL, NULL);
+    DefineCustomEnumVariable("gemmaclf.precision",
+                             "Arithmetic of the CPU engine's linear layers: f32, bf16 or int8.",
+                             "Superuser only: bf16 and int8 can change a label. They need "
+                             "AVX512-BF16/AMX (bf16) or AVX512-VNNI/AMX (int8); without them the "
+                             "session warns and runs f32.",
+                             &gemmaclf_precision, GC_PRECISION_F32, precision_options, PGC_SUSET,
+                             0, NULL, NULL, NULL);
     DefineCustomIntVariable("gemmaclf.threads", "BLAS threads per backend (0: OpenBLAS default).",
                             "At most the cores the backend may run on (larger values are capped); "
                             "parallel workers always use one thread.", &gemmaclf_threads, 1, 0,

@@ -84,6 +84,8 @@ typedef struct gcpg_infer_shared {
     double batch_wait_ms;
     TimestampTz started_at;
     char model_dir[MAXPGPATH];  /* resolved directory of the worker's model ("" when none) */
+    int precision;            /* the worker's gemmaclf.precision and gemmaclf.cuda_precision: */
+    int cuda_precision;       /* they can change a label, so only equal sessions are served */
     char error[GCPG_INFER_MSG]; /* WORKER_FAILED / WORKER_OFF: why */
     char hint[GCPG_INFER_MSG];
     /* statistics since the worker's start (written by the worker only) */

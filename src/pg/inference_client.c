@@ -3,7 +3,8 @@
  * the probabilities back.
  *
  * The worker serves a call when it is ready, gemmaclf.use_inference_worker is on, the call's
- * model (gemmaclf.model_path, resolved) is the directory the worker loaded, and a text fits a
+ * model (gemmaclf.model_path, resolved) is the directory the worker loaded, its precision
+ * settings (gemmaclf.precision, gemmaclf.cuda_precision) are the worker's, and a text fits a
  * slot (gemmaclf.max_input_tokens <= GCPG_INFER_TEXT_BYTES / 64 = 2048). Every other call runs
  * in the backend, as without a worker. Requests hold at most GCPG_INFER_MAX_TEXTS texts and
  * GCPG_INFER_TEXT_BYTES bytes; larger calls are split into several requests.
@@ -201,7 +202,9 @@ static route route_for(gcpg_model *m, char *error, char *hint)
         return ROUTE_BACKEND;
     gcpg_model_describe(m, &ms);
     LWLockAcquire(gcpg_infer->lock, LW_SHARED);
-    if (gcpg_infer->worker_pid != 0 && strcmp(gcpg_infer->model_dir, ms.dir) == 0) {
+    if (gcpg_infer->worker_pid != 0 && strcmp(gcpg_infer->model_dir, ms.dir) == 0 &&
+        gcpg_infer->precision == gemmaclf_precision &&
+        gcpg_infer->cuda_precision == gemmaclf_cuda_precision) {
         if (gcpg_infer->state == WORKER_READY)
             r = ROUTE_WORKER;
         else if (gcpg_infer->state == WORKER_FAILED) {

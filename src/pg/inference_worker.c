@@ -69,6 +69,8 @@ static void publish(gcpg_worker_state st, const char *dir, int device, int n_lab
     strlcpy(gcpg_infer->model_dir, dir ? dir : "", sizeof gcpg_infer->model_dir);
     gcpg_infer->device = device;
     gcpg_infer->n_labels = n_labels;
+    gcpg_infer->precision = gemmaclf_precision;
+    gcpg_infer->cuda_precision = gemmaclf_cuda_precision;
     gcpg_infer->batch_size = gemmaclf_batch_size;
     gcpg_infer->batch_wait_ms = gemmaclf_batch_wait;
     strlcpy(gcpg_infer->error, error ? error : "", sizeof gcpg_infer->error);

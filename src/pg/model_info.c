@@ -42,6 +42,7 @@ Datum gemmaclf_model_info(PG_FUNCTION_ARGS)
     rt.device = gc_ctx_device(gc_session_ctx(gcpg_session(m)));
     gcpg_model_describe(m, &ms);
     rt.model_path = ms.dir;
+    rt.precision = gc_ctx_precision(gc_session_ctx(gcpg_session(m)), NULL);
     rt.threads = ms.threads;
     rt.preloaded = ms.preloaded;
     rt.max_input_tokens = gemmaclf_max_input_tokens;

@@ -33,7 +33,7 @@ typedef struct loaded_model {
     bool preloaded;
     int uses;               /* gcpg_model handles not yet released */
     gc_session *sess;       /* NULL until first needed */
-    int sess_threads, sess_device;
+    int sess_threads, sess_device, sess_precision;
     int sess_cuda_device, sess_cuda_precision; /* the CUDA settings the session was made for */
 } loaded_model;
 
@@ -49,7 +49,7 @@ static void drop_session(loaded_model *lm)
 {
     gc_session_free(lm->sess);
     lm->sess = NULL;
-    lm->sess_threads = lm->sess_device = -1;
+    lm->sess_threads = lm->sess_device = lm->sess_precision = -1;
 }
 
 static void free_model(loaded_model *lm)
@@ -126,7 +126,7 @@ static bool load_current(int elevel)
     current->clf = c;
     current->setting = MemoryContextStrdup(TopMemoryContext, setting);
     strlcpy(current->dir, dir, sizeof current->dir);
-    current->sess_threads = current->sess_device = -1;
+    current->sess_threads = current->sess_device = current->sess_precision = -1;
     return true;
 }
 
@@ -203,12 +203,13 @@ static void cuda_notice(void *arg, const char *msg)
 
 typedef struct session_call {
     loaded_model *lm;
-    int threads, device;
+    int threads, device, precision;
     gc_err err;
 } session_call;
 
-/* Starting a session computes the prompt head, which stops on interrupts like classifying does:
- * it runs under gcpg_run_interruptible too (see interrupts.c). */
+/* Starting a session computes the prompt head (and, for bf16 / int8, maps or builds the
+ * converted weights), which stops on interrupts like classifying does: it runs under
+ * gcpg_run_interruptible too (see interrupts.c). */
 static gc_status new_session(void *arg)
 {
     session_call *a = arg;
@@ -217,7 +218,8 @@ static gc_status new_session(void *arg)
                                  .interrupt = gcpg_interrupt_pending,
                                  .cuda_device = gemmaclf_cuda_device,
                                  .cuda_precision = gemmaclf_cuda_precision,
-                                 .notice = cuda_notice},
+                                 .notice = cuda_notice,
+                                 .precision = (gc_precision)a->precision},
                          .batch_size = gemmaclf_batch_size,
                          .max_input_tokens = gemmaclf_max_input_tokens};
     gc_status st = gc_session_new(lm->clf, &o, &lm->sess, &a->err);
@@ -225,6 +227,7 @@ static gc_status new_session(void *arg)
     if (st == GC_OK) {
         lm->sess_threads = a->threads;
         lm->sess_device = a->device;
+        lm->sess_precision = a->precision;
         lm->sess_cuda_device = gemmaclf_cuda_device;
         lm->sess_cuda_precision = gemmaclf_cuda_precision;
     }
@@ -260,22 +263,30 @@ gc_session *gcpg_session(gcpg_model *m)
 
 gc_session *gcpg_session_for(gcpg_model *m, int device)
 {
-    session_call a = {.lm = m->lm, .threads = wanted_threads(), .device = device};
+    session_call a = {.lm = m->lm, .threads = wanted_threads(), .device = device,
+                      .precision = gemmaclf_precision};
     loaded_model *lm = m->lm;
     gc_status st;
 
     Assert(lm);
     if (lm->sess && (lm->sess_threads != a.threads || lm->sess_device != a.device ||
+                     lm->sess_precision != a.precision ||
                      (a.device != GC_DEVICE_CPU &&
                       (lm->sess_cuda_device != gemmaclf_cuda_device ||
                        lm->sess_cuda_precision != gemmaclf_cuda_precision))))
         drop_session(lm);
     if (!lm->sess) {
+        const char *note;
+
         st = gcpg_run_interruptible(new_session, &a);
         if (st != GC_OK)
             ereport(ERROR, (errcode(gcpg_sqlstate(st)),
                             errmsg("could not start a gemmaclf session: %s", a.err.msg),
                             gcpg_status_hint(st)));
+        /* e.g. a precision this CPU cannot run: the session runs f32 */
+        gc_ctx_precision(gc_session_ctx(lm->sess), &note);
+        if (*note)
+            ereport(WARNING, (errmsg("gemmaclf: %s", note)));
     }
     gc_session_set_limits(lm->sess, gemmaclf_batch_size, gemmaclf_max_input_tokens);
     return lm->sess;
@@ -283,7 +294,7 @@ gc_session *gcpg_session_for(gcpg_model *m, int device)
 
 void gcpg_session_preload(void)
 {
-    session_call a = {.threads = 1, .device = GC_DEVICE_CPU};
+    session_call a = {.threads = 1, .device = GC_DEVICE_CPU, .precision = GC_PRECISION_F32};
 
     /* Only in the postmaster: model and tokenizer (CPU objects only, no CUDA) are loaded before
      * fork so every backend shares the pages. A failure must not stop the server: log it, and
@@ -293,8 +304,9 @@ void gcpg_session_preload(void)
     current->preloaded = true;
     ereport(LOG, (errmsg("gemmaclf: loaded model \"%s\" in %.1f ms", current->dir,
                          gc_classifier_load_ms(current->clf))));
-    /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA): a backend
-     * whose settings match starts classifying without computing it. */
+    /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA, f32: oneDNN
+     * must not start before fork): a backend whose settings match starts classifying without
+     * computing it. */
     a.lm = current;
     if (new_session(&a) != GC_OK)
         ereport(LOG, (errmsg("gemmaclf: no preloaded session: %s", a.err.msg)));

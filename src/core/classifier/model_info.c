@@ -43,6 +43,7 @@ static void add_labels(cJSON *j, const gc_classifier *c)
 static void add_runtime(cJSON *j, const gc_classifier *c, const gc_model_info_runtime *rt)
 {
     cJSON_AddStringToObject(j, "device", device_name(rt->device));
+    cJSON_AddStringToObject(j, "precision", gc_precision_name(rt->precision));
     cJSON_AddNumberToObject(j, "threads", rt->threads);
     cJSON_AddNumberToObject(j, "load_ms", round(gc_classifier_load_ms(c) * 10) / 10);
     cJSON_AddBoolToObject(j, "preloaded", rt->preloaded != 0);
@@ -62,7 +63,7 @@ char *gc_model_info_json(const gc_classifier *c, const gc_model_info_runtime *rt
         add_labels(j, c);
         add_runtime(j, c, rt);
         /* cJSON leaves out what it could not allocate; print only a complete object. */
-        if (cJSON_GetArraySize(j) == 20)
+        if (cJSON_GetArraySize(j) == 21)
             out = compact ? cJSON_PrintUnformatted(j) : cJSON_Print(j);
         cJSON_Delete(j);
     }

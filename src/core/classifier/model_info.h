@@ -9,6 +9,7 @@
 typedef struct gc_model_info_runtime {
     const char *model_path; /* as the user named it; NULL: the classifier's directory */
     gc_device device;       /* where the caller's session runs (resolved: cpu or cuda) */
+    gc_precision precision; /* what its CPU engine runs (gc_ctx_precision) */
     int threads;            /* BLAS threads per session (0: the BLAS library's default) */
     int preloaded;          /* 1 when loaded before fork (PostgreSQL shared_preload_libraries) */
     int max_input_tokens;   /* comment tokens kept per text */
@@ -19,7 +20,7 @@ typedef struct gc_model_info_runtime {
  *   model_path, architecture, parameters, dtype, weight_bytes, layers, hidden_size,
  *   vocab_size, tokenizer_vocab_size, labels (array), label_token_ids (label -> ids),
  *   prompt_prefix, scoring ("first_token" | "sequence"), cached_prefix_tokens,
- *   device ("cpu" | "cuda"), threads, load_ms (0.1 ms steps), preloaded (boolean),
+ *   device ("cpu" | "cuda"), precision ("f32" | "bf16" | "int8"), threads, load_ms (0.1 ms steps), preloaded (boolean),
  *   max_input_tokens, batch_size.
  * compact: one line (for a SQL value) instead of indented (for a terminal). Returns NULL
  * with e set when out of memory. */

@@ -1,4 +1,5 @@
-/* Gemma 3 forward pass on the CPU, float32 throughout, as transformers computes it.
+/* Gemma 3 forward pass on the CPU, float32 throughout, as transformers computes it (the seven
+ * linear layers of each decoder layer optionally in bf16 or int8: gc_ctx_opts.precision).
  *
  * All sequences of a batch are packed into one [T, hidden] activation matrix so that every
  * projection is a single sgemm over all T tokens; only attention runs per sequence (each
@@ -12,6 +13,8 @@
 #include <string.h>
 
 #include "model/cuda_plugin.h"
+#include "model/lowp_matmul.h"
+#include "model/lowp_weights.h"
 #include "model/ops.h"
 
 struct gc_prefix {
@@ -43,6 +46,10 @@ struct gc_ctx {
     int32_t *pos; /* per packed token: absolute position */
     size_t pos_cap;
     rope_cache rope[2]; /* [0] full_attention, [1] sliding_attention */
+    gc_precision precision;      /* what the CPU engine runs */
+    char precision_note[256];    /* why it differs from opts.precision, or "" */
+    const gc_lowp_weights *lowp; /* bf16 / int8 linear layers (owned by the model) */
+    gc_lowp_engine *lowp_engine; /* NULL: f32 */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -90,6 +97,9 @@ static gc_status ctx_cuda_broken(gc_ctx *c, const char *what, const char *msg, g
     c->api->model_free(c->dmodel);
     c->dmodel = NULL;
     c->device = GC_DEVICE_CPU;
+    if (c->opts.precision != GC_PRECISION_F32) /* its converted weights were never loaded */
+        snprintf(c->precision_note, sizeof c->precision_note,
+                 "the CPU fallback after a CUDA error runs f32");
     if (c->opts.device == GC_DEVICE_AUTO) {
         if (!__atomic_exchange_n(&fallback_announced, 1, __ATOMIC_SEQ_CST) && c->opts.notice) {
             char note[768];
@@ -117,6 +127,42 @@ static gc_status ctx_check_broken(const gc_ctx *c, gc_err *e)
     return GC_OK;
 }
 
+/* The CPU engine's precision: the one asked for when the CPU can run it, else F32 with a note.
+ * Reduced precision loads (or builds) the model's converted weights here, once. */
+static gc_status ctx_precision(gc_ctx *c, gc_err *e)
+{
+    const gc_precision want = c->opts.precision;
+    char why[200];
+    c->precision = GC_PRECISION_F32;
+    if (want == GC_PRECISION_F32)
+        return GC_OK;
+    if (want != GC_PRECISION_BF16 && want != GC_PRECISION_INT8)
+        return gc_fail(e, GC_EINVAL, "unknown precision %d", (int)want);
+    if (c->device == GC_DEVICE_CUDA) {
+        snprintf(c->precision_note, sizeof c->precision_note,
+                 "precision %s applies to the CPU engine; CUDA uses its own cuda_precision",
+                 gc_precision_name(want));
+        return GC_OK;
+    }
+    if (!gc_lowp_supported(want, why, sizeof why)) {
+        snprintf(c->precision_note, sizeof c->precision_note, "%s: using f32", why);
+        return GC_OK;
+    }
+    gc_status st = gc_model_lowp(c->m, want, &c->lowp, e);
+    if (!st)
+        st = gc_lowp_engine_new(want, c->opts.threads, &c->lowp_engine, e);
+    if (!st)
+        c->precision = want;
+    return st;
+}
+
+gc_precision gc_ctx_precision(const gc_ctx *c, const char **note)
+{
+    if (note)
+        *note = c->precision_note;
+    return c->precision;
+}
+
 gc_status gc_ctx_new(const gc_model *m, const gc_ctx_opts *opts, gc_ctx **out, gc_err *e)
 {
     *out = NULL;
@@ -138,6 +184,11 @@ gc_status gc_ctx_new(const gc_model *m, const gc_ctx_opts *opts, gc_ctx **out, g
     }
     if (c->opts.threads > 0)
         openblas_set_num_threads(c->opts.threads);
+    gc_status st = ctx_precision(c, e);
+    if (st) {
+        gc_ctx_free(c);
+        return st;
+    }
     *out = c;
     return GC_OK;
 }
@@ -152,6 +203,7 @@ void gc_ctx_free(gc_ctx *c)
         free(c->rope[i].cos);
         free(c->rope[i].sin);
     }
+    gc_lowp_engine_free(c->lowp_engine);
     free(c->arena);
     free(c->pos);
     free(c);
@@ -269,6 +321,18 @@ static gc_status prefix_reserve(gc_prefix *p, int n, gc_err *e)
 static void matmul(float *y, const float *x, const float *w, int T, int n, int k)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
+}
+
+/* Linear layer `which` (GC_LIN_*) of layer l, whose f32 weights are w32: sgemm, or the
+ * context's bf16 / int8 engine. */
+static gc_status linear(const gc_ctx *c, int l, int which, float *y, const float *x,
+                        const float *w32, size_t T, int n, int k, gc_err *e)
+{
+    if (!c->lowp_engine) {
+        matmul(y, x, w32, (int)T, n, k);
+        return GC_OK;
+    }
+    return gc_lowp_matmul(c->lowp_engine, y, x, &gc_lowp_layer(c->lowp, l)[which], (int)T, e);
 }
 
 static gc_status check_batch(const gc_ctx *c, const gc_prefix *prefix, const gc_batch *b,
@@ -432,89 +496,105 @@ static void attend_row(const gc_ctx *c, const scratch *sc, int layer, int r, siz
 }
 
 /* Normed input, then keys and values (k_norm, RoPE) of every token: later queries see them. */
-static void project_kv(const gc_ctx *c, const scratch *sc, const gc_layer_weights *lw,
-                       const rope_cache *rc, size_t T)
+static gc_status project_kv(const gc_ctx *c, const scratch *sc, int layer,
+                            const gc_layer_weights *lw, const rope_cache *rc, size_t T, gc_err *e)
 {
     const gc_config *cfg = c->cfg;
     const int H = cfg->hidden_size, D = cfg->head_dim, nkv = cfg->n_kv_heads, KD = nkv * D;
     const int half = D / 2;
+    gc_status st;
     gc_rmsnorm(sc->xn, sc->x, lw->input_norm, T, H, H, cfg->rms_norm_eps);
-    matmul(sc->k, sc->xn, lw->wk, (int)T, KD, H);
-    matmul(sc->v, sc->xn, lw->wv, (int)T, KD, H);
+    if ((st = linear(c, layer, GC_LIN_K, sc->k, sc->xn, lw->wk, T, KD, H, e)) ||
+        (st = linear(c, layer, GC_LIN_V, sc->v, sc->xn, lw->wv, T, KD, H, e)))
+        return st;
     gc_rmsnorm(sc->k, sc->k, lw->k_norm, T * nkv, D, D, cfg->rms_norm_eps);
     for (size_t t = 0; t < T; t++)
         gc_rope(sc->k + t * KD, nkv, D, rc->cos + (size_t)c->pos[t] * half,
                 rc->sin + (size_t)c->pos[t] * half);
+    return GC_OK;
 }
 
 /* Queries (q_norm, RoPE) of n rows of normed input xn_rows; row r is packed token rows[r]
  * (rows NULL: token r). */
-static void project_q(const gc_ctx *c, const scratch *sc, const gc_layer_weights *lw,
-                      const rope_cache *rc, const float *xn_rows, size_t n, const int32_t *rows)
+static gc_status project_q(const gc_ctx *c, const scratch *sc, int layer,
+                           const gc_layer_weights *lw, const rope_cache *rc, const float *xn_rows,
+                           size_t n, const int32_t *rows, gc_err *e)
 {
     const gc_config *cfg = c->cfg;
     const int H = cfg->hidden_size, D = cfg->head_dim, nh = cfg->n_heads, QD = nh * D;
     const int half = D / 2;
-    matmul(sc->q, xn_rows, lw->wq, (int)n, QD, H);
+    gc_status st = linear(c, layer, GC_LIN_Q, sc->q, xn_rows, lw->wq, n, QD, H, e);
+    if (st)
+        return st;
     gc_rmsnorm(sc->q, sc->q, lw->q_norm, n * nh, D, D, cfg->rms_norm_eps);
     for (size_t r = 0; r < n; r++) {
         const int p = c->pos[rows ? (size_t)rows[r] : r];
         gc_rope(sc->q + r * QD, nh, D, rc->cos + (size_t)p * half, rc->sin + (size_t)p * half);
     }
+    return GC_OK;
 }
 
 /* The rest of the layer for n rows whose attention output is in sc->att: o_proj and the MLP,
  * each normed before and after, added to the residual stream x[n, H]. */
-static void attn_out_and_mlp(const gc_config *cfg, const scratch *sc, const gc_layer_weights *lw,
-                             float *x, size_t n)
+static gc_status attn_out_and_mlp(const gc_ctx *c, const scratch *sc, int layer,
+                                  const gc_layer_weights *lw, float *x, size_t n, gc_err *e)
 {
+    const gc_config *cfg = c->cfg;
     const int H = cfg->hidden_size, FF = cfg->intermediate_size;
     const int QD = cfg->n_heads * cfg->head_dim;
     const float eps = cfg->rms_norm_eps;
-    matmul(sc->tmp, sc->att, lw->wo, (int)n, H, QD);
+    gc_status st;
+    if ((st = linear(c, layer, GC_LIN_O, sc->tmp, sc->att, lw->wo, n, H, QD, e)))
+        return st;
     gc_rmsnorm(sc->tmp, sc->tmp, lw->post_attn_norm, n, H, H, eps);
     gc_add(x, sc->tmp, n * H);
     gc_rmsnorm(sc->xn, x, lw->pre_ffn_norm, n, H, H, eps);
-    matmul(sc->gate, sc->xn, lw->w_gate, (int)n, FF, H);
-    matmul(sc->up, sc->xn, lw->w_up, (int)n, FF, H);
+    if ((st = linear(c, layer, GC_LIN_GATE, sc->gate, sc->xn, lw->w_gate, n, FF, H, e)) ||
+        (st = linear(c, layer, GC_LIN_UP, sc->up, sc->xn, lw->w_up, n, FF, H, e)))
+        return st;
     gc_gelu_tanh_mul(sc->gate, sc->up, n * FF);
-    matmul(sc->tmp, sc->gate, lw->w_down, (int)n, H, FF);
+    if ((st = linear(c, layer, GC_LIN_DOWN, sc->tmp, sc->gate, lw->w_down, n, H, FF, e)))
+        return st;
     gc_rmsnorm(sc->tmp, sc->tmp, lw->post_ffn_norm, n, H, H, eps);
     gc_add(x, sc->tmp, n * H);
+    return GC_OK;
 }
 
 /* One transformer layer. rows == NULL: every token, the residual stream sc->x updated in
  * place. Else only the R output rows rows[0..R) (the last layer when a classifier reads one
  * position per sequence): keys and values still come from every token, but queries, o_proj
  * and the MLP run on those rows, whose residual stream goes to sc->out_x. */
-static void layer_forward(const gc_ctx *c, const scratch *sc, int layer, const gc_batch *b,
-                          const gc_prefix *prefix, int n_past, size_t T, const int32_t *rows,
-                          int R)
+static gc_status layer_forward(const gc_ctx *c, const scratch *sc, int layer, const gc_batch *b,
+                               const gc_prefix *prefix, int n_past, size_t T, const int32_t *rows,
+                               int R, gc_err *e)
 {
     const gc_config *cfg = c->cfg;
     const int H = cfg->hidden_size;
     const gc_layer_weights *lw = &c->w->layers[layer];
     const rope_cache *rc = &c->rope[cfg->layer_sliding[layer] ? 1 : 0];
-    project_kv(c, sc, lw, rc, T);
+    gc_status st = project_kv(c, sc, layer, lw, rc, T, e);
+    if (st)
+        return st;
     if (!rows) {
-        project_q(c, sc, lw, rc, sc->xn, T, NULL);
+        if ((st = project_q(c, sc, layer, lw, rc, sc->xn, T, NULL, e)))
+            return st;
         size_t off = 0;
         for (int s = 0; s < b->n_seq; s++) {
             attend_sequence(cfg, sc, layer, off, b->seq_len[s], n_past ? prefix->k[layer] : NULL,
                             n_past ? prefix->v[layer] : NULL, n_past);
             off += (size_t)b->seq_len[s];
         }
-        attn_out_and_mlp(cfg, sc, lw, sc->x, T);
-        return;
+        return attn_out_and_mlp(c, sc, layer, lw, sc->x, T, e);
     }
     for (int r = 0; r < R; r++)
         memcpy(sc->tmp + (size_t)r * H, sc->xn + (size_t)rows[r] * H, H * sizeof(float));
-    project_q(c, sc, lw, rc, sc->tmp, (size_t)R, rows);
+    if ((st = project_q(c, sc, layer, lw, rc, sc->tmp, (size_t)R, rows, e)))
+        return st;
     for (int r = 0; r < R; r++) {
         attend_row(c, sc, layer, r, (size_t)rows[r], prefix, n_past);
         memcpy(sc->out_x + (size_t)r * H, sc->x + (size_t)rows[r] * H, H * sizeof(float));
     }
-    attn_out_and_mlp(cfg, sc, lw, sc->out_x, (size_t)R);
+    return attn_out_and_mlp(c, sc, layer, lw, sc->out_x, (size_t)R, e);
 }
 
 /* Arena, RoPE tables, positions and the capture's room for a batch of T tokens; returns the
@@ -624,11 +704,12 @@ static gc_status forward_cpu(gc_ctx *c, const gc_prefix *prefix, gc_prefix *capt
         if (c->opts.interrupt && c->opts.interrupt(c->opts.interrupt_arg))
             return gc_fail(e, GC_ECANCELED, "canceled");
         if (prune && l == cfg->n_layers - 1) {
-            if (R > 0)
-                layer_forward(c, &sc, l, b, prefix, n_past, T, b->out_idx, R);
+            if (R > 0 && (st = layer_forward(c, &sc, l, b, prefix, n_past, T, b->out_idx, R, e)))
+                return st;
             break;
         }
-        layer_forward(c, &sc, l, b, prefix, n_past, T, NULL, 0);
+        if ((st = layer_forward(c, &sc, l, b, prefix, n_past, T, NULL, 0, e)))
+            return st;
         if (capture) {
             memcpy(capture->k[l] + (size_t)capture->n * KD, sc.k, T * KD * sizeof(float));
             memcpy(capture->v[l] + (size_t)capture->n * KD, sc.v, T * KD * sizeof(float));

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "model/model.h"
+#include "model/precision.h"
 
 typedef enum gc_device { GC_DEVICE_AUTO = 0, GC_DEVICE_CPU, GC_DEVICE_CUDA } gc_device;
 
@@ -29,6 +30,11 @@ typedef struct gc_ctx_opts {
      * the CPU fallback after a fatal CUDA error under device AUTO (once per process). */
     void (*notice)(void *arg, const char *msg);
     void *notice_arg;
+    /* Arithmetic of the CPU engine's linear layers (precision.h). BF16 / INT8 need the CPU
+     * instructions (gc_lowp_supported); without them the context runs F32 and
+     * gc_ctx_precision says why. Ignored on CUDA (cuda_precision chooses there); a context
+     * that falls back from CUDA to the CPU after a fatal error runs F32. */
+    gc_precision precision;
 } gc_ctx_opts;
 
 typedef struct gc_ctx gc_ctx;
@@ -36,6 +42,9 @@ typedef struct gc_ctx gc_ctx;
 gc_status gc_ctx_new(const gc_model *m, const gc_ctx_opts *opts, gc_ctx **out, gc_err *e);
 void gc_ctx_free(gc_ctx *c);
 gc_device gc_ctx_device(const gc_ctx *c); /* the device actually chosen (CPU or CUDA) */
+/* The precision the CPU engine actually runs; *note (may be NULL) gets "" or why it differs
+ * from the one asked for (e.g. the CPU lacks the instructions). */
+gc_precision gc_ctx_precision(const gc_ctx *c, const char **note);
 
 /* Key/value cache of a fixed prompt prefix (e.g. <bos>...comment: ), computed once and
  * reused by gc_forward for every sequence of a batch: sequences then continue the prefix

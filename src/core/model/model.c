@@ -13,11 +13,15 @@
  *   map_files       F32 tensors are used in place from read-only mappings of the user's files
  *                   (one-shot tools: a truncated file faults only that process); BF16/F16 and
  *                   misaligned F32 ones are converted into one malloc'd block.
- *   neither         every tensor is read into one malloc'd block (private to the process). */
+ *   neither         every tensor is read into one malloc'd block (private to the process).
+ * The bf16 / int8 copies of the linear layers (gc_model_lowp, lowp_weights.c) are made from
+ * these F32 weights on first use, into cache_dir when set (named after the same file
+ * identity), else into memory. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,7 @@
 
 #include "common/file_id.h"
 #include "common/file_read.h"
+#include "model/lowp_weights.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 
@@ -54,6 +59,15 @@ struct gc_model {
     size_t conv_bytes; /* size of the mapping (0 when malloc'd) */
     size_t params;
     gc_file_watch files; /* config.json, the shard index (present or not), the shards */
+    char *cache_dir;     /* gc_model_opts.cache_dir, kept for the reduced-precision copies */
+    uint64_t files_key;  /* identity of the weight files (names the bf16 / int8 cache files) */
+    /* The checkpoint's own BF16 linear-layer tensors, [layer][GC_LIN_*] (NULL where stored
+     * otherwise, and everywhere unless the files are mapped: map_files): the bf16 engine uses
+     * them in place. */
+    const uint16_t *(*stored_bf16)[GC_LIN_N];
+    /* bf16 / int8 copies of the linear layers, built on first use (gc_model_lowp) */
+    pthread_mutex_t lowp_lock;
+    gc_lowp_weights *lowp[3];
 };
 
 /* One tensor the model needs (an entry of the load plan): its name, expected shape and where
@@ -245,9 +259,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-/* The cache file's name: the identity and header of every source file, the tensor layout. */
-static uint64_t cache_key(const gc_st_set *s, const needed_tensor *needed, int n_needed,
-                          size_t total)
+/* The identity and header of every source file (also names the bf16 / int8 copies). */
+static uint64_t files_key(const gc_st_set *s)
 {
     uint64_t h = fnv(1469598103934665603ull, CACHE_MAGIC, 8);
     for (int i = 0; i < s->n_files; i++) {
@@ -256,12 +269,43 @@ static uint64_t cache_key(const gc_st_set *s, const needed_tensor *needed, int n
                         (uint64_t)id->ctime_ns, s->files[i]->header_hash};
         h = fnv(h, v, sizeof v);
     }
+    return h;
+}
+
+/* The cache file's name: the identity and header of every source file, the tensor layout. */
+static uint64_t cache_key(const gc_st_set *s, const needed_tensor *needed, int n_needed,
+                          size_t total)
+{
+    uint64_t h = files_key(s);
     for (int i = 0; i < n_needed; i++) {
         uint64_t v[] = {(uint64_t)needed[i].t->dtype, needed[i].t->offset, needed[i].conv_off};
         h = fnv(h, needed[i].name, strlen(needed[i].name) + 1);
         h = fnv(h, v, sizeof v);
     }
     return fnv(h, &total, sizeof total);
+}
+
+/* Which linear-layer tensors the checkpoint stores as (2-byte aligned) BF16 in a mapping of
+ * its files; unmapped files (a server's) have none. */
+static gc_status note_stored_bf16(gc_model *m, gc_err *e)
+{
+    static const char *const names[GC_LIN_N] = {
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+    const gc_config *c = &m->cfg;
+    const char *pre = find_prefix(m->st);
+    m->stored_bf16 = calloc((size_t)c->n_layers, sizeof *m->stored_bf16);
+    if (!m->stored_bf16)
+        return gc_fail(e, GC_ENOMEM, "out of memory");
+    for (int l = 0; l < c->n_layers && pre; l++)
+        for (int j = 0; j < GC_LIN_N; j++) {
+            char nm[160];
+            snprintf(nm, sizeof nm, "%slayers.%d.%s.weight", pre, l, names[j]);
+            const gc_st_tensor *t = gc_st_set_find(m->st, nm, NULL);
+            if (t && t->data && t->dtype == GC_ST_BF16 && ((uintptr_t)t->data & 1) == 0)
+                m->stored_bf16[l][j] = t->data;
+        }
+    return GC_OK;
 }
 
 /* Where the F32 weights go while they are copied: memory, or the cache file being written. */
@@ -537,6 +581,11 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
         free(m);
         return gc_fail(e, GC_ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&m->lowp_lock, NULL);
+    if (opts && opts->cache_dir && *opts->cache_dir && !(m->cache_dir = strdup(opts->cache_dir))) {
+        gc_model_free(m);
+        return gc_fail(e, GC_ENOMEM, "out of memory");
+    }
     char path[PATH_MAX];
     gc_file_id config_id, index_id;
     /* Identities before reading: a change during the load shows as a change afterwards. */
@@ -566,7 +615,7 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
     int n_needed = 0;
     if ((st = list_needed_tensors(m, needed, &n_needed, e)) ||
         (st = find_needed_tensors(m, needed, n_needed, e)) ||
-        (st = convert_all(m, needed, n_needed, opts, e))) {
+        (st = convert_all(m, needed, n_needed, opts, e)) || (st = note_stored_bf16(m, e))) {
         if (!strstr(e ? e->msg : "", dir))
             gc_err_prefix(e, "%s", dir);
         goto fail;
@@ -576,6 +625,7 @@ gc_status gc_model_load(const char *dir, const gc_model_opts *opts, gc_model **o
             *needed[i].dst = needed[i].t->data;
     if (!m->w.lm_head)
         m->w.lm_head = m->w.embed;
+    m->files_key = files_key(m->st);
     for (int i = 0; i < m->st->n_files; i++)
         gc_st_detach(m->st->files[i]); /* every weight is in m->conv or a mapping now */
     if ((st = watch_files(m, &config_id, &index_id, e)))
@@ -598,6 +648,11 @@ void gc_model_free(gc_model *m)
 {
     if (!m)
         return;
+    for (int p = 0; p < 3; p++)
+        gc_lowp_weights_free(m->lowp[p]);
+    pthread_mutex_destroy(&m->lowp_lock);
+    free(m->stored_bf16);
+    free(m->cache_dir);
     if (m->conv_bytes)
         munmap(m->conv, m->conv_bytes);
     else
@@ -613,3 +668,28 @@ const gc_weights *gc_model_weights(const gc_model *m) { return &m->w; }
 const char *gc_model_dir(const gc_model *m) { return m->dir; }
 size_t gc_model_param_count(const gc_model *m) { return m->params; }
 size_t gc_model_weight_bytes(const gc_model *m) { return m->params * sizeof(float); }
+
+gc_status gc_model_lowp(const gc_model *cm, gc_precision p, const gc_lowp_weights **out,
+                        gc_err *e)
+{
+    /* Built once, under the model's lock: the model is otherwise read-only and may be shared
+     * by threads. */
+    gc_model *m = (gc_model *)cm;
+    *out = NULL;
+    if (p != GC_PRECISION_BF16 && p != GC_PRECISION_INT8)
+        return gc_fail(e, GC_EINVAL, "no reduced-precision weights for %s", gc_precision_name(p));
+    gc_status st = GC_OK;
+    pthread_mutex_lock(&m->lowp_lock);
+    if (!m->lowp[p]) {
+        const char *name = gc_precision_name(p);
+        st = gc_lowp_weights_build(&m->cfg, &m->w,
+                                   (const uint16_t *const(*)[GC_LIN_N])m->stored_bf16, p,
+                                   m->cache_dir, fnv(m->files_key, name, strlen(name)),
+                                   &m->lowp[p], e);
+    }
+    *out = m->lowp[p];
+    pthread_mutex_unlock(&m->lowp_lock);
+    if (st)
+        gc_err_prefix(e, "%s", m->dir);
+    return st;
+}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "model/precision.h"
 
 #define GC_MAX_LAYERS 256
 
@@ -54,12 +55,13 @@ typedef struct gc_weights {
 } gc_weights;
 
 typedef struct gc_model_opts {
-    /* Directory of the shared F32 copies (a server's: it must be the only writer besides
-     * other users of the same opts); NULL or "" = none. */
+    /* Directory of the shared F32 copies and of the bf16 / int8 copies of gc_model_lowp (a
+     * server's: it must be the only writer besides other users of the same opts); NULL or
+     * "" = none (the converted weights then live in private memory). */
     const char *cache_dir;
-    /* Without cache_dir: 1 = use F32 tensors in place from read-only mappings of the model
-     * files (a file truncated while mapped faults the process: for one-shot tools only);
-     * 0 = read every tensor into private memory. */
+    /* Without cache_dir: 1 = use F32 tensors (and, for bf16, BF16 linear-layer tensors) in
+     * place from read-only mappings of the model files (a file truncated while mapped faults
+     * the process: for one-shot tools only); 0 = read every tensor into private memory. */
     int map_files;
 } gc_model_opts;
 
@@ -75,6 +77,13 @@ size_t gc_model_weight_bytes(const gc_model *m); /* bytes of F32 weights in use 
 /* 1 when config.json, the shard index or a weights file is not the file it was loaded from
  * (replaced, written, truncated, touched, created or removed): a few stat() calls. */
 int gc_model_files_changed(const gc_model *m);
+
+/* The bf16 or int8 copy of the model's linear layers (lowp_weights.h), built on the first call
+ * for that precision (into cache_dir when the model was loaded with one) and owned by the
+ * model. Thread-safe. */
+typedef struct gc_lowp_weights gc_lowp_weights;
+gc_status gc_model_lowp(const gc_model *m, gc_precision p, const gc_lowp_weights **out,
+                        gc_err *e);
 
 /* Parse config.json text alone (used by gc_model_load and by tests). */
 gc_status gc_config_parse(const char *json, size_t len, gc_config *cfg, gc_err *e);
