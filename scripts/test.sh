@@ -88,6 +88,8 @@ for t in test/python/test_*.py; do
   run_suite "$(basename "$t" .py)" "$GC_PYTHON" "$t"
 done
 run_suite postgres bash scripts/pg-test.sh
+# --- scale-out on Citus (issue 15): builds/installs Citus 13.2.2 once, then a 3-node cluster ---
+run_suite citus bash test/citus/run.sh
 
 echo
 echo "gemmaclf: $passed passed, $failed failed, $skipped skipped (all in test/suites.txt)"
