@@ -17,7 +17,8 @@ typedef struct gc_model_info_runtime {
 
 /* A JSON object, malloc'd and NUL-terminated (UTF-8; the caller frees it), with the keys
  *   model_path, architecture, parameters, dtype, weight_bytes, layers, hidden_size,
- *   vocab_size, tokenizer_vocab_size, labels (array), label_token_ids (label -> ids),
+ *   vocab_size, tokenizer_vocab_size, fingerprint (sha256 over the model's files, 64 hex
+ *   digits: classifier/fingerprint.h), labels (array), label_token_ids (label -> ids),
  *   prompt_prefix, scoring ("first_token" | "sequence"), cached_prefix_tokens,
  *   device ("cpu" | "cuda"), threads, load_ms (0.1 ms steps), preloaded (boolean),
  *   max_input_tokens, batch_size.
