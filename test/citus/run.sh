@@ -12,8 +12,7 @@
 #     flock /tmp/gemmaclf-pg15.lock bash test/citus/run.sh
 # Environment: GC_SHARED (default ../shared), CITUS_PORT (coordinator port, default 57700; the
 # workers use the next two), CITUS_ROWS (distinct comments loaded, default 400), JOBS (2).
-# Ends with "citus: N passed, M failed"; a case listed in KNOWN_BROKEN that fails prints
-# "skipped: ..." (counted as skipped by scripts/test.sh, never as passed).
+# Ends with "citus: N passed, M failed" (no skips: every case passes or fails).
 set -u
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -24,9 +23,6 @@ export CITUS_PORT=${CITUS_PORT:-57700}
 ROWS=${CITUS_ROWS:-400}
 P0=$CITUS_PORT P1=$((CITUS_PORT + 1)) P2=$((CITUS_PORT + 2))
 DEV=$GC_SHARED/data/indo-hatespeech/dev.jsonl
-# Cases that need the src/ changes of issue 15 (gemmaclf_classify_table on Citus tables, the
-# trigger refusing to write the distribution column): they assert the wanted behaviour.
-KNOWN_BROKEN=${CITUS_KNOWN_BROKEN-"classify_table_distributed classify_table_reference trigger_refuses_distribution_column"}
 
 passed=0 failed=0
 t0=$(date +%s)
@@ -103,10 +99,6 @@ run_case() {
   if [ $rc -eq 0 ]; then
     passed=$((passed + 1)); echo "ok - $name"
     [ -n "$out" ] && sed 's/^/  /' <<<"$out"
-    case " $KNOWN_BROKEN " in *" $name "*) echo "  (listed in KNOWN_BROKEN but passes now: take it off the list)";; esac
-  elif case " $KNOWN_BROKEN " in *" $name "*) true;; *) false;; esac; then
-    echo "skipped: $name (known broken, issue 15: needs the src/ change)"
-    sed 's/^/  /' <<<"$out"
   else
     failed=$((failed + 1)); echo "not ok - $name"
     sed 's/^/  /' <<<"$out"
@@ -274,24 +266,28 @@ SQL
   echo "id $id: '$want' with 512 tokens, '$trunc' with 1; SET on the coordinator: workers still say '$pushed'; SET LOCAL + citus.propagate_set_commands = local: '$local'"
 }
 
-# The same model on every node: the queries of docs/scale-out.md, as written there.
+# The same model on every node: the queries of docs/scale-out.md, as written there, and the
+# fingerprint equal to what sha256sum computes over the installed model's files.
 case_same_model_every_node() {
-  local out
+  local out dir want
   out=$(q "$P0" <<'SQL'
-SELECT count(*) FROM (
-SELECT n.nodename, n.nodeport,
-       r.result::jsonb - 'load_ms' - 'preloaded' - 'threads' - 'batch_size' AS model
+SELECT count(*) FILTER (WHERE fingerprint ~ '^[0-9a-f]{64}$') FROM (
+SELECT n.nodename, n.nodeport, r.result::jsonb->>'fingerprint' AS fingerprint
 FROM run_command_on_all_nodes($$SELECT gemmaclf_model_info()$$) r JOIN pg_dist_node n USING (nodeid)
-) s WHERE model ? 'model_path';
-SELECT count(DISTINCT (result::jsonb - 'load_ms' - 'preloaded' - 'threads' - 'batch_size')) = 1 AS same_model
+) s;
+SELECT count(DISTINCT result::jsonb->>'fingerprint') = 1 AS same_model
 FROM run_command_on_all_nodes($$SELECT gemmaclf_model_info()$$);
 SELECT count(DISTINCT result) = 1 AS same_scores
 FROM run_command_on_all_nodes($$SELECT md5(string_agg(classify_hate_scores(t)::text, '|' ORDER BY t))
   FROM (VALUES ('nice video bhai'), ('Sali randi'), ('Gand fad dega tera bap'), ('')) v(t)$$);
 SQL
   ) || return 1
-  expect "nodes described, same_model, same_scores" "$(paste -sd' ' <<<"$out")" "3 t t" || return 1
-  echo "3 nodes: one model description, one set of probe scores"
+  expect "nodes with a fingerprint, same_model, same_scores" "$(paste -sd' ' <<<"$out")" "3 t t" || return 1
+  dir=$(q "$P0" -c "SELECT gemmaclf_model_info()->>'model_path'")
+  want=$(cd "$dir" && ls config.json gemmaclf.json model.safetensors* tokenizer.json tokenizer_config.json 2>/dev/null |
+         LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
+  expect "fingerprint vs sha256sum over $dir" "$(q "$P0" -c "SELECT DISTINCT result::jsonb->>'fingerprint' FROM run_command_on_all_nodes(\$\$SELECT gemmaclf_model_info()\$\$)")" "$want" || return 1
+  echo "3 nodes: fingerprint $want (= sha256sum over the model's files), one set of probe scores"
 }
 
 # Triggers --------------------------------------------------------------------------------------
@@ -402,23 +398,34 @@ SQL
 }
 
 # The trigger must not write the distribution column: Citus routed the row to a shard by the
-# value it had before the trigger ran, so a changed value leaves it where no query by key finds it.
-# Wanted: a clear ERROR (issue 15). Today the row lands in the wrong shard.
+# value it had before the trigger ran, so a changed value would leave it where no query by key
+# finds it. The trigger refuses on the worker (ERROR + HINT), and nothing is inserted.
 case_trigger_refuses_distribution_column() {
-  local out
+  local out n
   q "$P0" <<SQL >/dev/null || return 1
 CREATE TABLE bykey (id bigint, body text, lab text);
 SELECT create_distributed_table('bykey', 'lab');
 SET citus.enable_unsafe_triggers = on;
 CREATE TRIGGER flag_hate BEFORE INSERT ON bykey FOR EACH ROW EXECUTE FUNCTION gemmaclf_flag_hate('body', 'lab');
 SQL
-  if out=$(q "$P0" -c "INSERT INTO bykey VALUES (1, 'Sali randi', 'placeholder') RETURNING lab" 2>&1); then
-    echo "  INSERT succeeded: label '$out' written into the distribution column;" \
-         "rows found by WHERE lab = '$out': $(q "$P0" -c "SELECT count(*) FROM bykey WHERE lab = '$out'"), by a full scan: $(q "$P0" -c "SELECT count(*) FROM bykey")"
-    return 1
+  if out=$(q "$P0" -c "INSERT INTO bykey (id, body, lab) VALUES (1, 'Sali randi', 'placeholder') RETURNING lab" 2>&1); then
+    echo "  INSERT succeeded: label '$out' written into the distribution column"; return 1
   fi
-  expect_error "INSERT into a table distributed by the label column" "$out" 'distribution column' || return 1
+  expect_error "INSERT into a table distributed by the label column" "$out" 'gemmaclf_flag_hate: column "lab" is the distribution column of Citus table "bykey(_[0-9]+)?"' || return 1
+  expect_error "its HINT" "$out" 'HINT: +Distribute the table by another column' || return 1
+  n=$(q "$P0" -c "SELECT count(*) FROM bykey")
+  expect "rows in bykey after the refused INSERT" "$n" 0 || return 1
+  # the same columns, distributed by another column: the trigger labels (the check is per column)
+  q "$P0" <<SQL >/dev/null || return 1
+CREATE TABLE bytag (id bigint, body text, lab text, tag text);
+SELECT create_distributed_table('bytag', 'tag');
+SET citus.enable_unsafe_triggers = on;
+CREATE TRIGGER flag_hate BEFORE INSERT ON bytag FOR EACH ROW EXECUTE FUNCTION gemmaclf_flag_hate('body', 'lab');
+SQL
+  n=$(q "$P0" -c "INSERT INTO bytag (id, body, tag) VALUES (1, 'Sali randi', 'x') RETURNING lab = classify_hate('Sali randi')") || return 1
+  expect "label by the trigger on a table distributed by another column" "$n" t || return 1
   echo "refused: $(grep -m1 ERROR <<<"$out")"
+  echo "  $(grep -m1 HINT <<<"$out")"
 }
 
 # create_distributed_table on a table that already has the trigger.
@@ -494,28 +501,7 @@ SQL
   echo "comments JOIN label_actions ON label = classify_hate(body): $out; classify_hate calls $c"
 }
 
-# gemmaclf_classify_table on Citus tables (issue 15; the C procedure has no Citus path yet).
-case_classify_table_distributed() {
-  local out
-  q "$P0" -c "UPDATE comments SET hate_label = NULL" || return 1
-  out=$(q "$P0" -c "SET client_min_messages = warning" -c "CALL gemmaclf_classify_table('comments', 'body', 'hate_label', 64)" 2>&1) ||
-    { echo "$out" | grep -E 'ERROR|HINT'; return 1; }
-  expect "rows labelled equal to the CLI" "$(q "$P0" -c "SELECT count(*) FROM comments c JOIN cli x USING (id) WHERE c.hate_label = x.result->>'label'")" "$ROWS"
-}
-
-case_classify_table_reference() {
-  local out
-  q "$P0" -c "UPDATE refc SET label = NULL" || return 1
-  # make the placements' physical row positions differ, as they may after any vacuum or update
-  local sid; sid=$(q "$P0" -c "SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'refc'::regclass")
-  q "$P1" -c "UPDATE refc_$sid SET body = body WHERE id IN (SELECT id FROM refc_$sid ORDER BY id LIMIT 2)" || return 1
-  out=$(q "$P0" -c "SET client_min_messages = warning" -c "CALL gemmaclf_classify_table('refc', 'body', 'label', 5)" 2>&1) ||
-    { echo "$out" | grep -E 'ERROR|HINT'; return 1; }
-  out=$(q "$P0" -c "SELECT string_agg(nodeport || ':' || result, ' ' ORDER BY nodeport) FROM run_command_on_placements('refc', 'SELECT count(label) FROM %s')")
-  expect "labelled rows per placement" "$out" "$P0:20 $P1:20 $P2:20"
-}
-
-# Prototype of gemmaclf_classify_table for Citus tables (test/citus/classify_table_citus.sql).
+# CALL gemmaclf_classify_table on Citus tables (src/pg/classify_table_citus.c).
 # per_shard_batches TABLE BATCH: "worker1 worker2" sums of ceil(rows / BATCH) over each worker's
 # shards (the classify_hate(text[]) calls of a run), then the largest ceil(rows / BATCH) (rounds).
 per_shard_batches() {
@@ -527,14 +513,15 @@ FROM run_command_on_shards(:'t', 'SELECT count(*) FROM %s') r JOIN citus_shards 
 SQL
 }
 
-case_prototype_distributed() {
+# Hash-distributed: rounds of one batch per shard, each run on the worker holding the shard
+# (classify_hate(text[]) counted there, none on the coordinator), progress per round.
+case_classify_table_distributed() {
   local out exp c rounds notices
-  q "$P0" -f test/citus/classify_table_citus.sql || return 1
   q "$P0" -c "UPDATE comments SET hate_label = NULL, hate_scores = NULL" || return 1
   exp=$(per_shard_batches comments 5)
   rounds=${exp##* }
   stats_reset
-  out=$(workload -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) || { echo "$out"; return 1; }
+  out=$(workload -c "CALL gemmaclf_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) || { echo "$out"; return 1; }
   notices=$(grep -c 'rows classified' <<<"$out")
   expect "progress NOTICEs (rounds: the largest shard / 5)" "$notices" "$rounds" || return 1
   expect "last NOTICE" "$(grep 'rows classified' <<<"$out" | tail -1 | sed 's/.*NOTICE: *//')" "gemmaclf_classify_table: $ROWS of $ROWS rows classified" || return 1
@@ -547,7 +534,7 @@ case_prototype_distributed() {
 
 # A failing shard stops the run; every other shard's batch of that round stays committed, and
 # a second CALL does only what is left.
-case_prototype_resumes() {
+case_classify_table_resumes() {
   local id sid port other out err left
   q "$P0" -c "UPDATE comments SET hate_label = NULL, hate_scores = NULL" || return 1
   id=$(q "$P0" -c "SELECT min(id) FROM comments")
@@ -555,12 +542,13 @@ case_prototype_resumes() {
   port=$(q "$P0" -c "SELECT nodeport FROM citus_shards WHERE shardid = $sid")
   q "$port" -c "ALTER TABLE public.comments_$sid ADD CONSTRAINT no_label_here CHECK (hate_label IS NULL)" || return 1
   other=$(q "$P0" -c "SELECT sum(least(r.result::int, 5)) FROM run_command_on_shards('comments', 'SELECT count(*) FROM %s') r WHERE shardid <> $sid")
-  out=$(q "$P0" -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) && { echo "  CALL succeeded with a failing shard"; q "$port" -c "ALTER TABLE public.comments_$sid DROP CONSTRAINT no_label_here"; return 1; }
+  out=$(q "$P0" -c "CALL gemmaclf_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) && { echo "  CALL succeeded with a failing shard"; q "$port" -c "ALTER TABLE public.comments_$sid DROP CONSTRAINT no_label_here"; return 1; }
   q "$port" -c "ALTER TABLE public.comments_$sid DROP CONSTRAINT no_label_here" || return 1
   err=$out
-  expect_error "error of the failed run" "$err" "gemmaclf_classify_table: shard $sid failed: .*no_label_here" || return 1
+  expect_error "error of the failed run" "$err" "gemmaclf_classify_table: shard $sid of public.comments failed: .*no_label_here" || return 1
+  expect_error "its HINT" "$err" "HINT: +The batches done so far are committed" || return 1
   expect "rows labelled by the failed run (one batch of every other shard)" "$(q "$P0" -c "SELECT count(hate_label) FROM comments")" "$other" || return 1
-  out=$(q "$P0" -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) || { echo "$out"; return 1; }
+  out=$(q "$P0" -c "CALL gemmaclf_classify_table('comments', 'body', 'hate_label', 5)" 2>&1) || { echo "$out"; return 1; }
   left=$((ROWS - other))
   expect "second run's first NOTICE" "$(grep -m1 NOTICE <<<"$out" | sed 's/.*NOTICE: *//')" "gemmaclf_classify_table: $left rows to classify" || return 1
   expect "labels equal to the CLI" "$(q "$P0" -c "SELECT count(*) FROM comments c JOIN cli x USING (id) WHERE c.hate_label = x.result->>'label'")" "$ROWS" || return 1
@@ -568,31 +556,65 @@ case_prototype_resumes() {
   echo "$other rows of the other shards' batches stayed committed; the second run classified the $left left"
 }
 
-case_prototype_scores() {
+case_classify_table_scores() {
   local out
   q "$P0" -c "UPDATE comments SET hate_label = NULL, hate_scores = NULL" || return 1
-  q "$P0" -c "SET client_min_messages = warning" -c "CALL gemmaclf_citus_classify_table('comments', 'body', 'hate_label', 64, 'hate_scores')" || return 1
+  q "$P0" -c "SET client_min_messages = warning" -c "CALL gemmaclf_classify_table('comments', 'body', 'hate_label', 64, 'hate_scores')" || return 1
   out=$(q "$P0" -c "SELECT count(*) FILTER (WHERE c.hate_label = x.result->>'label') || ' ' || count(*) FILTER (WHERE c.hate_scores->>'label' = c.hate_label AND jsonb_typeof(c.hate_scores->'scores') = 'object') FROM comments c JOIN cli x USING (id)")
   expect "labels equal to the CLI, scores with the same label" "$out" "$ROWS $ROWS" || return 1
-  echo "with scores_column: $ROWS labels and scores"
+  echo "with scores_column: $ROWS labels equal to bin/gemmaclf classify, and their scores"
 }
 
-case_prototype_reference() {
-  local out c
+# Reference table: batches by primary key as ordinary UPDATEs that Citus applies to every
+# placement; every node classifies every row and the placements stay identical, even when their
+# physical row order differs.
+case_classify_table_reference() {
+  local out c sid
   q "$P0" -c "UPDATE refc SET label = NULL" || return 1
+  sid=$(q "$P0" -c "SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'refc'::regclass")
+  q "$P1" -c "UPDATE refc_$sid SET body = body WHERE id IN (SELECT id FROM refc_$sid ORDER BY id LIMIT 2)" || return 1
   stats_reset
-  out=$(workload -c "CALL gemmaclf_citus_classify_table('refc', 'body', 'label', 7)" 2>&1) || { echo "$out"; return 1; }
-  expect "progress NOTICEs" "$(grep -c 'rows classified' <<<"$out")" 3 || return 1
+  out=$(workload -c "CALL gemmaclf_classify_table('refc', 'body', 'label', 7)" 2>&1) || { echo "$out"; return 1; }
+  expect "progress NOTICEs (20 rows / 7)" "$(grep -c 'rows classified' <<<"$out")" 3 || return 1
   c=$(calls 'classify_hate(text)')
   expect "classify_hate calls (every placement classifies every row)" "$c" "20 20 20" || return 1
-  out=$(q "$P0" <<'SQL'
+  out=$(q "$P0" <<SQL
+SELECT string_agg(nodeport || ':' || result, ' ' ORDER BY nodeport) FROM run_command_on_placements('refc', 'SELECT count(label) FROM %s');
 SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('refc',
-  $$SELECT count(label) || ':' || md5(string_agg(id || label, ',' ORDER BY id)) FROM %s$$);
+  \$\$SELECT md5(string_agg(id || label, ',' ORDER BY id)) FROM %s\$\$);
 SELECT count(*) FROM refc r JOIN cli c USING (id) WHERE r.label = c.result->>'label';
 SQL
   ) || return 1
-  expect "distinct placement contents, placements; labels equal to the CLI" "$(paste -sd' ' <<<"$out")" "1 3 20" || return 1
+  expect "labelled rows per placement; distinct placement contents, placements; labels equal to the CLI" "$(paste -sd' ' <<<"$out")" "$P0:20 $P1:20 $P2:20 1 3 20" || return 1
   echo "reference table: 3 batches by primary key, every placement labelled identically (calls $c)"
+}
+
+# What gemmaclf_classify_table refuses on Citus tables, each with a HINT.
+case_classify_table_refusals() {
+  local err
+  err=$(q "$P0" -c "BEGIN" -c "CALL gemmaclf_classify_table('comments', 'body', 'hate_label', 5)" -c "COMMIT" 2>&1) && { echo "  CALL in a transaction block succeeded"; return 1; }
+  expect_error "in a transaction block" "$err" 'is a Citus distributed table: call it outside a transaction block' || return 1
+  expect_error "its HINT" "$err" 'HINT: +CALL gemmaclf_classify_table\(...\) on its own' || return 1
+  q "$P0" -c "CREATE TABLE refnopk (body text, label text)" -c "SELECT create_reference_table('refnopk')" >/dev/null || return 1
+  err=$(q "$P0" -c "CALL gemmaclf_classify_table('refnopk', 'body', 'label')" 2>&1) && { echo "  CALL on a reference table without a primary key succeeded"; return 1; }
+  expect_error "reference table without a primary key" "$err" 'reference table public.refnopk has no single-column primary key' || return 1
+  expect_error "its HINT" "$err" 'HINT: +Label it in one statement: UPDATE public.refnopk SET label = classify_hate\(body\)' || return 1
+  q "$P0" -c "CREATE TABLE single (id int, body text, label text)" -c "SELECT create_distributed_table('single', null)" >/dev/null || return 1
+  err=$(q "$P0" -c "CALL gemmaclf_classify_table('single', 'body', 'label')" 2>&1) && { echo "  CALL on a single-shard table succeeded"; return 1; }
+  expect_error "single-shard table" "$err" 'is a Citus table that is neither hash-distributed nor a reference table' || return 1
+  echo "refused with a HINT: in a transaction block; reference table without a primary key; single-shard table"
+}
+
+# The background labelling (gemmaclf_watch) does not label Citus tables: refused with a HINT.
+case_watch_refused() {
+  local err t
+  for t in comments refc; do
+    err=$(q "$P0" -c "SELECT gemmaclf_watch('$t', 'body', '$( [ $t = comments ] && echo hate_label || echo label)')" 2>&1) && { echo "  gemmaclf_watch($t) succeeded"; return 1; }
+    expect_error "gemmaclf_watch on $t" "$err" "gemmaclf_watch: \"$t\" is a Citus table" || return 1
+    expect_error "its HINT" "$err" 'HINT: +Use the gemmaclf_flag_hate trigger .* or CALL gemmaclf_classify_table' || return 1
+  done
+  expect "rows in gemmaclf_watch" "$(q "$P0" -c "SELECT count(*) FROM gemmaclf_watch")" 0 || return 1
+  echo "$(grep -m1 ERROR <<<"$err")"
 }
 
 # A worker that cannot load the model: a clear error naming it, and nothing committed anywhere.
@@ -639,11 +661,11 @@ run_case trigger_then_distribute
 run_case reference_table_trigger
 run_case reference_table_update_and_join
 run_case classify_table_distributed
+run_case classify_table_resumes
+run_case classify_table_scores
 run_case classify_table_reference
-run_case prototype_distributed
-run_case prototype_resumes
-run_case prototype_scores
-run_case prototype_reference
+run_case classify_table_refusals
+run_case watch_refused
 run_case broken_model_on_a_worker
 
 echo "citus suite: $(( $(date +%s) - t0 )) s (build/install and cluster start included)"
