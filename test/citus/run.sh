@@ -586,7 +586,20 @@ SELECT count(*) FROM refc r JOIN cli c USING (id) WHERE r.label = c.result->>'la
 SQL
   ) || return 1
   expect "labelled rows per placement; distinct placement contents, placements; labels equal to the CLI" "$(paste -sd' ' <<<"$out")" "$P0:20 $P1:20 $P2:20 1 3 20" || return 1
-  echo "reference table: 3 batches by primary key, every placement labelled identically (calls $c)"
+  # with a scores column: label and scores, identical on every placement
+  out=$(q "$P0" <<'SQL'
+CREATE TABLE refsc (id bigint PRIMARY KEY, body text, label text, sc jsonb);
+SELECT create_reference_table('refsc') \g /dev/null
+INSERT INTO refsc (id, body) SELECT id, body FROM texts ORDER BY id DESC LIMIT 12;
+SET client_min_messages = warning;
+CALL gemmaclf_classify_table('refsc', 'body', 'label', 5, 'sc');
+SELECT count(DISTINCT result) || ' ' || count(*) FROM run_command_on_placements('refsc',
+  $$SELECT count(sc) || ':' || md5(string_agg(id || label || sc::text, ',' ORDER BY id)) FROM %s$$);
+SELECT count(*) FROM refsc r JOIN cli c USING (id) WHERE r.label = c.result->>'label' AND r.sc->>'label' = r.label;
+SQL
+  ) || return 1
+  expect "with scores: distinct placement contents, placements; labels (and scores' labels) equal to the CLI" "$(paste -sd' ' <<<"$out")" "1 3 12" || return 1
+  echo "reference table: 3 batches by primary key, every placement labelled identically (calls $c); with a scores column too"
 }
 
 # What gemmaclf_classify_table refuses on Citus tables, each with a HINT.
