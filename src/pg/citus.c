@@ -51,9 +51,8 @@ gcpg_citus_kind gcpg_citus_table_kind(Oid relid)
 /* A shard of a distributed table is a table "<name>_<shardid>" in the schema of <name> on the
  * node that holds it (Citus appends a hash instead when the name would pass 63 bytes; such
  * shards are not recognised). The shell table <name> itself counts too. */
-char *gcpg_citus_distribution_column(Relation rel)
+char *gcpg_citus_distribution_column_of(Oid relid, Oid nsp, const char *name)
 {
-    const char *name = RelationGetRelationName(rel);
     const char *us = strrchr(name, '_');
     int64 shardid = 0;
     Oid types[4] = {OIDOID, INT8OID, OIDOID, TEXTOID};
@@ -65,9 +64,9 @@ char *gcpg_citus_distribution_column(Relation rel)
         return NULL;
     if (us && us[1] && strspn(us + 1, "0123456789") == strlen(us + 1) && strlen(us + 1) < 19)
         shardid = strtoll(us + 1, NULL, 10);
-    args[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+    args[0] = ObjectIdGetDatum(relid);
     args[1] = Int64GetDatum(shardid);
-    args[2] = ObjectIdGetDatum(RelationGetNamespace(rel));
+    args[2] = ObjectIdGetDatum(nsp);
     args[3] = CStringGetTextDatum(name);
     SPI_connect();
     if (SPI_execute_with_args(
@@ -87,4 +86,10 @@ char *gcpg_citus_distribution_column(Relation rel)
     }
     SPI_finish();
     return col;
+}
+
+char *gcpg_citus_distribution_column(Relation rel)
+{
+    return gcpg_citus_distribution_column_of(RelationGetRelid(rel), RelationGetNamespace(rel),
+                                             RelationGetRelationName(rel));
 }

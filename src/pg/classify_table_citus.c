@@ -76,6 +76,19 @@ static void run_hash(const gcpg_table_job *j, bool atomic, int64 total, double t
                   batch_cx = AllocSetContextCreate(cx, "gemmaclf citus round",
                                                    ALLOCSET_DEFAULT_SIZES);
 
+    char *dist = gcpg_citus_distribution_column_of(j->relid, get_rel_namespace(j->relid),
+                                                   get_rel_name(j->relid));
+
+    /* the shard commands update shards directly, past Citus' own refusal to change the
+     * distribution column of a row */
+    if (dist && (strcmp(quote_identifier(dist), j->lab) == 0 ||
+                 (j->sco && strcmp(quote_identifier(dist), j->sco) == 0)))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("gemmaclf_classify_table: column %s is the distribution column of "
+                               "%s", quote_identifier(dist), j->rel),
+                        errdetail("A label written there would leave the row in a shard where "
+                                  "no query by its value finds it."),
+                        errhint("Store the label in another column.")));
     if (atomic)
         ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
                         errmsg("gemmaclf_classify_table: %s is a Citus distributed table: call it "

@@ -158,6 +158,8 @@ gcpg_citus_kind gcpg_citus_table_kind(Oid relid);
  * worker, or the table itself), palloc'd; NULL when there is none (not a Citus shard, a
  * reference table, or no citus extension here). */
 char *gcpg_citus_distribution_column(Relation rel);
+/* The same for the relation relid named name in namespace nsp. */
+char *gcpg_citus_distribution_column_of(Oid relid, Oid nsp, const char *name);
 
 /* ---- classify_table.c, classify_table_citus.c ---- */
 typedef struct gcpg_table_job {

@@ -615,7 +615,10 @@ case_classify_table_refusals() {
   q "$P0" -c "CREATE TABLE single (id int, body text, label text)" -c "SELECT create_distributed_table('single', null)" >/dev/null || return 1
   err=$(q "$P0" -c "CALL gemmaclf_classify_table('single', 'body', 'label')" 2>&1) && { echo "  CALL on a single-shard table succeeded"; return 1; }
   expect_error "single-shard table" "$err" 'is a Citus table that is neither hash-distributed nor a reference table' || return 1
-  echo "refused with a HINT: in a transaction block; reference table without a primary key; single-shard table"
+  err=$(q "$P0" -c "CALL gemmaclf_classify_table('bykey', 'body', 'lab')" 2>&1) && { echo "  CALL with the distribution column as label column succeeded"; return 1; }
+  expect_error "label column = distribution column" "$err" 'column lab is the distribution column of public.bykey' || return 1
+  expect_error "its HINT" "$err" 'HINT: +Store the label in another column' || return 1
+  echo "refused with a HINT: in a transaction block; reference table without a primary key; single-shard table; label column = distribution column"
 }
 
 # The background labelling (gemmaclf_watch) does not label Citus tables: refused with a HINT.
