@@ -3,7 +3,8 @@
 #   C unit tests (plain and under ASan+UBSan), the CUDA plugin's code through the CPU emulation
 #   (scripts/cuda-emu-check.sh), Python parity/training tests (.venv), and the PostgreSQL suites
 #   on PostgreSQL 15 and 18
-#   (scripts/pg-test.sh: pg_regress, concurrency, BF16 cache, agreement, in throwaway clusters).
+#   (scripts/pg-test.sh: pg_regress, concurrency, BF16 cache, agreement, in throwaway clusters),
+#   and the scale-out suite on a Citus cluster (test/citus/run.sh, PostgreSQL 15).
 # Every suite prints "<name>: N passed, M failed"; the last line sums them. test/suites.txt
 # says what each suite must print (tally lines, minimum checks) and which skips it may print;
 # anything short of it is a failure. docs/testing.md describes the suites.
