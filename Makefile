@@ -34,8 +34,8 @@ DNNL_LIBS  := -ldnnl -lgomp
 else
 DNNL_DEFS  := -DGC_NO_DNNL
 endif
-DEP_CFLAGS := $(shell pkg-config --cflags openblas libcjson) $(DNNL_DEFS)
-DEP_LIBS   := $(shell pkg-config --libs openblas libcjson) $(DNNL_LIBS) -lm -ldl -lpthread
+DEP_CFLAGS := $(shell pkg-config --cflags openblas libcjson libcrypto) $(DNNL_DEFS)
+DEP_LIBS   := $(shell pkg-config --libs openblas libcjson libcrypto) $(DNNL_LIBS) -lm -ldl -lpthread
 GC_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPT_FLAGS) $(ARCH_FLAGS) -fPIC -fvisibility=hidden \
              -Wall -Wextra -Werror $(SAN_FLAGS) -Isrc/core $(DEP_CFLAGS)
 GC_LDFLAGS := $(SAN_FLAGS)

@@ -11,7 +11,7 @@ SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 pkgs=(build-essential pkg-config gzip ca-certificates
-      libopenblas-dev libcjson-dev libdnnl-dev
+      libopenblas-dev libcjson-dev libdnnl-dev libssl-dev
       postgresql-15 postgresql-server-dev-15 postgresql-common
       python3 python3-venv python3-dev)
 missing=()

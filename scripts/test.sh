@@ -3,7 +3,8 @@
 #   C unit tests (plain and under ASan+UBSan), the CUDA plugin's code through the CPU emulation
 #   (scripts/cuda-emu-check.sh), Python parity/training tests (.venv), and the PostgreSQL suites
 #   on PostgreSQL 15 and 18
-#   (scripts/pg-test.sh: pg_regress, concurrency, BF16 cache, agreement, in throwaway clusters).
+#   (scripts/pg-test.sh: pg_regress, concurrency, BF16 cache, agreement, in throwaway clusters),
+#   and the scale-out suite on a Citus cluster (test/citus/run.sh, PostgreSQL 15).
 # Every suite prints "<name>: N passed, M failed"; the last line sums them. test/suites.txt
 # says what each suite must print (tally lines, minimum checks) and which skips it may print;
 # anything short of it is a failure. docs/testing.md describes the suites.
@@ -88,6 +89,8 @@ for t in test/python/test_*.py; do
   run_suite "$(basename "$t" .py)" "$GC_PYTHON" "$t"
 done
 run_suite postgres bash scripts/pg-test.sh
+# --- scale-out on Citus (issue 15): builds/installs Citus 13.2.2 once, then a 3-node cluster ---
+run_suite citus bash test/citus/run.sh
 
 echo
 echo "gemmaclf: $passed passed, $failed failed, $skipped skipped (all in test/suites.txt)"

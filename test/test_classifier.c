@@ -366,9 +366,9 @@ static void test_model_info(const gc_classifier *c)
 {
     static const char *const keys[] = {
         "model_path", "architecture", "parameters", "dtype", "weight_bytes", "layers",
-        "hidden_size", "vocab_size", "tokenizer_vocab_size", "labels", "label_token_ids",
-        "prompt_prefix", "scoring", "cached_prefix_tokens", "device", "precision", "threads",
-        "load_ms", "preloaded", "max_input_tokens", "batch_size"};
+        "hidden_size", "vocab_size", "tokenizer_vocab_size", "fingerprint", "labels",
+        "label_token_ids", "prompt_prefix", "scoring", "cached_prefix_tokens", "device",
+        "precision", "threads", "load_ms", "preloaded", "max_input_tokens", "batch_size"};
     gc_model_info_runtime rt = {.model_path = "/as/named", .device = GC_DEVICE_CPU, .threads = 3,
                                 .precision = GC_PRECISION_INT8, .preloaded = 1,
                                 .max_input_tokens = 77, .batch_size = 5};
@@ -392,6 +392,20 @@ static void test_model_info(const gc_classifier *c)
               !strcmp(cJSON_GetObjectItemCaseSensitive(j, "device")->valuestring, "cpu") &&
               !strcmp(cJSON_GetObjectItemCaseSensitive(j, "precision")->valuestring, "int8"),
           "runtime facts as given");
+    /* the fingerprint is what sha256sum computes over the model's files (fingerprint.h) */
+    char cmd[PATH_MAX + 256], want[128] = "";
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls config.json gemmaclf.json model.safetensors* "
+             "tokenizer.json tokenizer_config.json 2>/dev/null | LC_ALL=C sort | "
+             "xargs sha256sum | sha256sum | cut -c1-64", gc_classifier_dir(c));
+    FILE *f = popen(cmd, "r");
+    CHECK(f && fgets(want, sizeof want, f), "sha256sum of the model files");
+    if (f)
+        pclose(f);
+    want[strcspn(want, "\n")] = '\0';
+    const cJSON *fp = cJSON_GetObjectItemCaseSensitive(j, "fingerprint");
+    CHECK(cJSON_IsString(fp) && strlen(want) == 64 && !strcmp(fp->valuestring, want) &&
+              !strcmp(gc_classifier_fingerprint(c), want),
+          "fingerprint %s, sha256sum says %s", cJSON_IsString(fp) ? fp->valuestring : "?", want);
     cJSON_Delete(j);
     free(txt);
 }

@@ -11,6 +11,7 @@
 
 #include "classifier/prompt.h"
 #include "common/file_read.h"
+#include "common/sha256.h"
 #include "common/utf8.h"
 #include "gc_test.h"
 
@@ -141,8 +142,43 @@ static void test_message_sanitize(void)
           "repaired prefix");
 }
 
+/* FIPS 180-4 / NIST example vectors through the libcrypto wrapper, fed whole and in pieces. */
+static void test_sha256(void)
+{
+    static const struct { const char *in; const char *want; } v[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+         "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        for (size_t step = 1; step <= 65; step += 16) {
+            gc_sha256 s;
+            char hex[65];
+            size_t n = strlen(v[i].in);
+            gc_sha256_init(&s);
+            for (size_t k = 0; k < n; k += step)
+                gc_sha256_update(&s, v[i].in + k, n - k < step ? n - k : step);
+            gc_sha256_hex(&s, hex);
+            CHECK(!strcmp(hex, v[i].want), "sha256 vector %zu, pieces of %zu: %s", i, step, hex);
+        }
+    }
+    gc_sha256 s; /* one million 'a' (FIPS 180-2 appendix B.3) */
+    char a[1000], hex[65];
+    memset(a, 'a', sizeof a);
+    gc_sha256_init(&s);
+    for (int i = 0; i < 1000; i++)
+        gc_sha256_update(&s, a, sizeof a);
+    gc_sha256_hex(&s, hex);
+    CHECK(!strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+          "sha256 of a million 'a': %s", hex);
+}
+
 int main(void)
 {
+    test_sha256();
     test_file_read();
     test_utf8_trim();
     test_clip_cut_first();

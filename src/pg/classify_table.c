@@ -29,12 +29,7 @@
 
 #define CALLER "gemmaclf_classify_table"
 
-typedef struct table_job {
-    Oid relid;
-    const char *rel;                   /* quoted, schema-qualified */
-    const char *src, *lab, *sco;       /* quoted column names; sco NULL = none */
-    int batch;
-} table_job;
+typedef gcpg_table_job table_job;
 
 /* Rows whose UPDATE left the label NULL, to leave out of the next batches (in a context that
  * survives the commits between batches). */
@@ -50,7 +45,7 @@ typedef struct batch_plans {
     SPIPlanPtr sel, upd;
 } batch_plans;
 
-static double now_s(void)
+double gcpg_classify_table_clock(void)
 {
     struct timespec ts;
 
@@ -178,9 +173,9 @@ static int classify_rows(const table_job *j, batch_plans *p, SPITupleTable *tt, 
     return labelled;
 }
 
-static void report(int64 done, int64 total, double t0)
+void gcpg_classify_table_report(int64 done, int64 total, double t0)
 {
-    double el = now_s() - t0, rate = el > 0 ? done / el : 0;
+    double el = gcpg_classify_table_clock() - t0, rate = el > 0 ? done / el : 0;
     int64 left = total > done ? total - done : 0;
 
     ereport(NOTICE, (errmsg("gemmaclf_classify_table: " INT64_FORMAT " of " INT64_FORMAT
@@ -308,7 +303,7 @@ Datum gemmaclf_classify_table(PG_FUNCTION_ARGS)
     table_job j;
     skipped_rows sk = {0};
     int64 total, done = 0;
-    double t0 = now_s();
+    double t0 = gcpg_classify_table_clock();
     MemoryContext batch_cx, old;
 
     check_args(fcinfo, &j);
@@ -322,6 +317,12 @@ Datum gemmaclf_classify_table(PG_FUNCTION_ARGS)
     total = count_remaining(&j);
     ereport(NOTICE, (errmsg("gemmaclf_classify_table: " INT64_FORMAT " rows to classify",
                             total)));
+    if (gcpg_classify_citus_table(&j, atomic, total, t0)) {
+        MemoryContextDelete(batch_cx);
+        MemoryContextDelete(sk.cx);
+        SPI_finish();
+        PG_RETURN_VOID();
+    }
     for (;;) {
         int n;
 
@@ -334,7 +335,7 @@ Datum gemmaclf_classify_table(PG_FUNCTION_ARGS)
             break;
         if (!atomic)
             SPI_commit();
-        report(done, Max(total, done), t0);
+        gcpg_classify_table_report(done, Max(total, done), t0);
     }
     report_skipped(&j, &sk);
     MemoryContextDelete(batch_cx);

@@ -16,7 +16,9 @@
  *   functions.c       classify_hate(text), classify_hate(text[]), classify_hate_scores(text)
  *   trigger.c         gemmaclf_flag_hate() row trigger
  *   classify_table.c  CALL gemmaclf_classify_table(...)
+ *   classify_table_citus.c  its paths for Citus distributed and reference tables (issue 15)
  *   model_info.c      gemmaclf_model_info()
+ *   citus.c           Citus tables (issue 15): their kind, the distribution column of a shard
  *   watch_*.c         background labelling of watched tables (issue 11; map in watch.h)
  *   inference.h       the inference worker's shared memory and its protocol (issue 12):
  *   inference_shmem.c   its creation (shared_preload_libraries)
@@ -30,6 +32,7 @@
 #include "pg_compat.h"
 
 #include "access/attnum.h"
+#include "utils/relcache.h"
 
 #include "classifier/classifier.h"
 
@@ -143,6 +146,35 @@ text *gcpg_label_text(const char *label);
 /* ---- scores.c ---- */
 /* {"label": ..., "scores": {...}} for one result, as a jsonb datum. */
 Datum gcpg_scores_jsonb(const gc_classifier *c, const float *probs, int label);
+
+/* ---- citus.c ---- */
+typedef enum gcpg_citus_kind {
+    GCPG_CITUS_NONE,      /* not a Citus table (or no citus extension in this database) */
+    GCPG_CITUS_HASH,      /* hash-distributed */
+    GCPG_CITUS_REFERENCE, /* reference table: a copy on every node */
+    GCPG_CITUS_OTHER      /* Citus local, single-shard, append or range distributed */
+} gcpg_citus_kind;
+gcpg_citus_kind gcpg_citus_table_kind(Oid relid);
+/* The distribution column of the distributed table rel belongs to (rel is a shard of it on a
+ * worker, or the table itself), palloc'd; NULL when there is none (not a Citus shard, a
+ * reference table, or no citus extension here). */
+char *gcpg_citus_distribution_column(Relation rel);
+/* The same for the relation relid named name in namespace nsp. */
+char *gcpg_citus_distribution_column_of(Oid relid, Oid nsp, const char *name);
+
+/* ---- classify_table.c, classify_table_citus.c ---- */
+typedef struct gcpg_table_job {
+    Oid relid;
+    const char *rel;                   /* quoted, schema-qualified */
+    const char *src, *lab, *sco;       /* quoted column names; sco NULL = none */
+    int batch;
+} gcpg_table_job;
+double gcpg_classify_table_clock(void);
+/* NOTICE "done of total rows classified" with the rate since t0 (gcpg_classify_table_clock). */
+void gcpg_classify_table_report(int64 done, int64 total, double t0);
+/* Labels j's table when it is a Citus table and returns true; false when it is not one. Called
+ * inside the procedure's SPI connection (nonatomic unless atomic). */
+bool gcpg_classify_citus_table(const gcpg_table_job *j, bool atomic, int64 total, double t0);
 
 /* ---- columns.c ---- */
 /* The columns the trigger and the procedure read and write. */

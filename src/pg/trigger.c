@@ -6,6 +6,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
 
@@ -19,10 +20,20 @@ typedef struct flag_columns {
     int src, lab, sco;
 } flag_columns;
 
-/* The constraints of the label and scores columns' domains, kept across rows (fn_extra). */
+/* The constraints of the label and scores columns' domains, kept across rows (fn_extra), and
+ * the relation whose Citus distribution column was checked (once per statement). */
 typedef struct domain_cache {
     void *lab, *sco;
+    Oid citus_checked;
 } domain_cache;
+
+static domain_cache *cache_of(FunctionCallInfo fcinfo)
+{
+    if (!fcinfo->flinfo->fn_extra)
+        fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+                                                          sizeof(domain_cache));
+    return fcinfo->flinfo->fn_extra;
+}
 
 /* The row stores the datums as they are: the executor checks no domain of a value a BEFORE
  * trigger puts in its row, so we do (NOT NULL and CHECK constraints of the label's and the
@@ -31,11 +42,8 @@ static void check_domains(FunctionCallInfo fcinfo, const flag_columns *fc, const
                           const bool *nulls)
 {
     Oid relid = RelationGetRelid(((TriggerData *)fcinfo->context)->tg_relation);
-    domain_cache *dc = fcinfo->flinfo->fn_extra;
+    domain_cache *dc = cache_of(fcinfo);
 
-    if (!dc)
-        dc = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
-                                                               sizeof *dc);
     gcpg_domain_check(relid, fc->lab, vals[0], nulls[0], &dc->lab, fcinfo->flinfo->fn_mcxt);
     if (fc->sco)
         gcpg_domain_check(relid, fc->sco, vals[1], nulls[1], &dc->sco, fcinfo->flinfo->fn_mcxt);
@@ -83,6 +91,34 @@ static flag_columns trigger_columns(const TriggerData *td)
     return fc;
 }
 
+/* On a shard of a Citus distributed table, Citus chose the row's shard from its distribution
+ * column before this trigger ran: a label or scores written there would leave the row in a shard
+ * where no query by that value finds it. Refused, on the worker that holds the shard. */
+static void check_citus(FunctionCallInfo fcinfo, const TriggerData *td, const flag_columns *fc)
+{
+    domain_cache *dc = cache_of(fcinfo);
+    Relation rel = td->tg_relation;
+    char *dist;
+    const char *lab, *sco;
+
+    if (dc->citus_checked == RelationGetRelid(rel))
+        return;
+    dist = gcpg_citus_distribution_column(rel);
+    lab = NameStr(TupleDescAttr(RelationGetDescr(rel), fc->lab - 1)->attname);
+    sco = fc->sco ? NameStr(TupleDescAttr(RelationGetDescr(rel), fc->sco - 1)->attname) : NULL;
+    if (dist && (strcmp(dist, lab) == 0 || (sco && strcmp(dist, sco) == 0)))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg(CALLER ": column \"%s\" is the distribution column of "
+                               "Citus table \"%s\"", dist, RelationGetRelationName(rel)),
+                        errdetail("Citus placed the row by that column's value before the "
+                                  "trigger ran; a label written there would leave the row in a "
+                                  "shard where no query by its value finds it."),
+                        errhint("Distribute the table by another column (its key), or label "
+                                "it with UPDATE ... SET %s = classify_hate(text_column).",
+                                quote_identifier(dist))));
+    dc->citus_checked = RelationGetRelid(rel);
+}
+
 /* An UPDATE that leaves the text as it was keeps a label already there (set the label to NULL
  * in the same UPDATE to force re-classification). */
 static bool label_still_valid(const TriggerData *td, const flag_columns *fc, Datum new_text)
@@ -108,6 +144,7 @@ Datum gemmaclf_flag_hate(PG_FUNCTION_ARGS)
     check_event(fcinfo);
     td = (TriggerData *)fcinfo->context;
     fc = trigger_columns(td);
+    check_citus(fcinfo, td, &fc);
     is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
     tuple = is_update ? td->tg_newtuple : td->tg_trigtuple;
     text_val = SPI_getbinval(tuple, RelationGetDescr(td->tg_relation), fc.src, &isnull);

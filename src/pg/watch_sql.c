@@ -67,6 +67,19 @@ static const char *schema_or_error(void)
     return schema;
 }
 
+/* A Citus table's rows are in shards on other nodes: refused before anything else. */
+static void check_not_citus(Oid relid, const char *caller)
+{
+    if (gcpg_citus_table_kind(relid) != GCPG_CITUS_NONE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("%s: \"%s\" is a Citus table", caller, get_rel_name(relid)),
+                        errdetail("Its rows are in shards on the worker nodes, which the "
+                                  "coordinator's background workers do not label."),
+                        errhint("Use the gemmaclf_flag_hate trigger (SET "
+                                "citus.enable_unsafe_triggers = on when creating it) or CALL "
+                                "gemmaclf_classify_table(...); see docs/scale-out.md.")));
+}
+
 static void check_table(Oid relid, const char *caller)
 {
     char kind = get_rel_relkind(relid);
@@ -175,8 +188,9 @@ Datum gemmaclf_watch(PG_FUNCTION_ARGS)
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
                         errmsg("gemmaclf_watch: rel, text_column and label_column must not be "
                                "NULL")));
-    check_available("gemmaclf_watch");
     r.relid = PG_GETARG_OID(0);
+    check_not_citus(r.relid, "gemmaclf_watch");
+    check_available("gemmaclf_watch");
     check_table(r.relid, "gemmaclf_watch");
     /* Against a concurrent watch or unwatch of the same table (and DDL changing it). */
     LockRelationOid(r.relid, ShareRowExclusiveLock);

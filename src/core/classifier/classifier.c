@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include "classifier/fingerprint.h"
 #include "classifier/prompt.h"
 #include "common/file_id.h"
 
@@ -26,6 +28,7 @@ struct gc_classifier {
     int32_t stop[16];
     int n_stop;
     double load_ms;
+    char fingerprint[65]; /* sha256 over the model's files (classifier/fingerprint.h) */
     gc_file_watch files; /* tokenizer and label files (the model watches its own) */
 };
 
@@ -79,6 +82,34 @@ static void add_stop(gc_classifier *c, int32_t id)
     c->stop[c->n_stop++] = id;
 }
 
+/* The fingerprint of the files this classifier was loaded from: the weights (and their index),
+ * config.json, the tokenizer files and gemmaclf.json, those that are optional when present. */
+static gc_status fingerprint(gc_classifier *c, gc_err *e)
+{
+    static const char *const fixed[] = {"config.json", "model.safetensors.index.json",
+                                        "tokenizer.json", "tokenizer_config.json",
+                                        "gemmaclf.json"};
+    int nw = gc_model_weight_file_count(c->model), n = 0;
+    size_t dl = strlen(c->dir);
+    const char **names = malloc(sizeof *names * (size_t)(nw + 5));
+    if (!names)
+        return gc_fail(e, GC_ENOMEM, "out of memory");
+    for (int i = 0; i < nw; i++) { /* shards are named relative to the directory */
+        const char *p = gc_model_weight_file(c->model, i);
+        names[n++] = !strncmp(p, c->dir, dl) && p[dl] == '/' ? p + dl + 1 : p;
+    }
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        char path[4096];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", c->dir, fixed[i]);
+        if (i == 0 || i == 2 || stat(path, &sb) == 0)
+            names[n++] = fixed[i];
+    }
+    gc_status st = gc_fingerprint_files(c->dir, names, n, c->fingerprint, e);
+    free(names);
+    return st;
+}
+
 gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *opts,
                              gc_classifier **out, gc_err *e)
 {
@@ -110,6 +141,8 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
         st = encode_labels(c, e);
     if (!st)
         st = gc_prompt_frame_find(c->tok, c->cfg.prompt_prefix, &c->frame, e);
+    if (!st)
+        st = fingerprint(c, e);
     if (st) {
         gc_classifier_free(c);
         return st;
@@ -162,6 +195,7 @@ const gc_model *gc_classifier_model(const gc_classifier *c) { return c->model; }
 const gc_tokenizer *gc_classifier_tokenizer(const gc_classifier *c) { return c->tok; }
 const char *gc_classifier_dir(const gc_classifier *c) { return c->dir; }
 double gc_classifier_load_ms(const gc_classifier *c) { return c->load_ms; }
+const char *gc_classifier_fingerprint(const gc_classifier *c) { return c->fingerprint; }
 int gc_classifier_first_token_scoring(const gc_classifier *c) { return c->first_token; }
 int gc_classifier_shared_prefix_len(const gc_classifier *c) { return (int)c->frame.head.n; }
 

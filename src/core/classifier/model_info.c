@@ -19,6 +19,7 @@ static void add_model_facts(cJSON *j, const gc_classifier *c)
     cJSON_AddNumberToObject(j, "vocab_size", cfg->vocab_size);
     cJSON_AddNumberToObject(j, "tokenizer_vocab_size",
                             gc_tokenizer_vocab_size(gc_classifier_tokenizer(c)));
+    cJSON_AddStringToObject(j, "fingerprint", gc_classifier_fingerprint(c));
 }
 
 static void add_labels(cJSON *j, const gc_classifier *c)
@@ -63,7 +64,7 @@ char *gc_model_info_json(const gc_classifier *c, const gc_model_info_runtime *rt
         add_labels(j, c);
         add_runtime(j, c, rt);
         /* cJSON leaves out what it could not allocate; print only a complete object. */
-        if (cJSON_GetArraySize(j) == 21)
+        if (cJSON_GetArraySize(j) == GC_MODEL_INFO_KEYS)
             out = compact ? cJSON_PrintUnformatted(j) : cJSON_Print(j);
         cJSON_Delete(j);
     }

@@ -644,6 +644,9 @@ int gc_model_files_changed(const gc_model *m)
     return gc_file_watch_changed(&m->files);
 }
 
+int gc_model_weight_file_count(const gc_model *m) { return m->st->n_files; }
+const char *gc_model_weight_file(const gc_model *m, int i) { return m->st->files[i]->path; }
+
 void gc_model_free(gc_model *m)
 {
     if (!m)

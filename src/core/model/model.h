@@ -77,6 +77,9 @@ size_t gc_model_weight_bytes(const gc_model *m); /* bytes of F32 weights in use 
 /* 1 when config.json, the shard index or a weights file is not the file it was loaded from
  * (replaced, written, truncated, touched, created or removed): a few stat() calls. */
 int gc_model_files_changed(const gc_model *m);
+/* The safetensors files the weights came from (full paths), for the content fingerprint. */
+int gc_model_weight_file_count(const gc_model *m);
+const char *gc_model_weight_file(const gc_model *m, int i);
 
 /* The bf16 or int8 copy of the model's linear layers (lowp_weights.h), built on the first call
  * for that precision (into cache_dir when the model was loaded with one) and owned by the
