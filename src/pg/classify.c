@@ -21,6 +21,19 @@ static gc_status run_classify(void *arg)
     return gc_classify(a->sess, a->n, a->texts, a->lens, a->probs, a->labels, &a->err);
 }
 
+/* gc_classify on a session, interruptible (gcpg_run_interruptible): the one call through which
+ * both a backend and the inference worker run the model. */
+gc_status gcpg_session_classify(gc_session *sess, int n, const char *const *texts,
+                                const size_t *lens, float *probs, int *labels, gc_err *err)
+{
+    classify_call a = {.sess = sess, .n = n, .texts = texts, .lens = lens, .probs = probs,
+                       .labels = labels};
+    gc_status st = gcpg_run_interruptible(run_classify, &a);
+
+    *err = a.err;
+    return st;
+}
+
 /* A model with broken weights (NaN/Inf) gives no label and no scores: the same ERROR from every
  * caller, whether the core noticed (GC_ENUMERIC) or the scores reached us (checked here as well,
  * so that no NaN becomes a label or breaks the jsonb of the scores). */
@@ -57,7 +70,8 @@ void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t 
                    float *probs, int *labels)
 {
     bool cpu_only;
-    classify_call a = {.n = n, .texts = texts, .lens = lens, .probs = probs, .labels = labels};
+    gc_session *sess;
+    gc_err err = {0};
     gc_status st;
 
     if (gcpg_inference_classify(m, n, texts, lens, probs, labels, &cpu_only)) {
@@ -66,14 +80,14 @@ void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t 
         return;
     }
     /* the worker exited under gemmaclf.device = auto: our own CPU, not a CUDA context each */
-    a.sess = cpu_only ? gcpg_session_for(m, GC_DEVICE_CPU) : gcpg_session(m);
-    st = gcpg_run_interruptible(run_classify, &a);
+    sess = cpu_only ? gcpg_session_for(m, GC_DEVICE_CPU) : gcpg_session(m);
+    st = gcpg_session_classify(sess, n, texts, lens, probs, labels, &err);
     served_by = "backend";
 
     if (st == GC_ENUMERIC)
-        gcpg_nonfinite_error(a.err.msg);
+        gcpg_nonfinite_error(err.msg);
     if (st != GC_OK)
-        ereport(ERROR, (errcode(gcpg_sqlstate(st)), errmsg("gemmaclf: %s", a.err.msg),
+        ereport(ERROR, (errcode(gcpg_sqlstate(st)), errmsg("gemmaclf: %s", err.msg),
                         gcpg_status_hint(st)));
     check_finite(gcpg_classifier(m), n, probs);
 }

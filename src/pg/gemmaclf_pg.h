@@ -32,6 +32,7 @@
 #include "pg_compat.h"
 
 #include "access/attnum.h"
+#include "fmgr.h"
 #include "utils/relcache.h"
 
 #include "classifier/classifier.h"
@@ -110,11 +111,21 @@ int gcpg_sqlstate(gc_status st);
  * else none. */
 int gcpg_status_hint(gc_status st);
 
+/* ---- trigger.c ---- */
+/* The TriggerData of a BEFORE INSERT OR UPDATE FOR EACH ROW call with min_args..max_args
+ * arguments (max_args < 0: not checked here), else an ERROR naming caller, with hint. */
+struct TriggerData *gcpg_before_row_trigger(FunctionCallInfo fcinfo, const char *caller,
+                                            const char *hint, int min_args, int max_args);
+
 /* ---- classify.c ---- */
 /* Classifies n UTF-8 texts with m; probs [n][n_labels], labels [n]. ERROR on core errors and
  * on non-finite scores. */
 void gcpg_classify(gcpg_model *m, int n, const char *const *texts, const size_t *lens,
                    float *probs, int *labels);
+/* gc_classify on sess, interruptible; the core's status, with *err set when not GC_OK. Used by
+ * gcpg_classify and by the inference worker. */
+gc_status gcpg_session_classify(gc_session *sess, int n, const char *const *texts,
+                                const size_t *lens, float *probs, int *labels, gc_err *err);
 /* Classifies one text with the current model: its label as text, and its jsonb scores in
  * *scores when scores is not NULL. */
 text *gcpg_classify_text(text *t, Datum *scores);

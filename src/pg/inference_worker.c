@@ -281,23 +281,6 @@ static void hold(void)
     }
 }
 
-typedef struct classify_call {
-    gc_session *sess;
-    int n;
-    const char **texts;
-    size_t *lens;
-    float *probs;
-    int *labels;
-    gc_err err;
-} classify_call;
-
-static gc_status run_classify(void *arg)
-{
-    classify_call *a = arg;
-
-    return gc_classify(a->sess, a->n, a->texts, a->lens, a->probs, a->labels, &a->err);
-}
-
 /* One forward pass (or as many as gemmaclf.batch_size needs) over every request in cur; each
  * request gets its rows back or the error. */
 static void run(void)
@@ -305,7 +288,12 @@ static void run(void)
     TimestampTz now = GetCurrentTimestamp();
     int n_labels, k = 0, live = 0, failed = 0, dropped = 0;
     double wait_sum = 0, wait_max = 0;
-    classify_call a = {0};
+    gc_session *sess;
+    const char **texts;
+    size_t *lens;
+    float *probs;
+    int *labels;
+    gc_err err = {0};
     gc_status st;
 
     /* requests cancelled while they waited are dropped before any work */
@@ -335,12 +323,12 @@ static void run(void)
         return;
     }
     n_labels = gc_classifier_n_labels(gcpg_classifier(model));
-    a.sess = gcpg_session_for(model, gcpg_wanted_device());
-    gc_session_set_limits(a.sess, gemmaclf_batch_size, cur.max_input_tokens);
-    a.texts = palloc(sizeof(char *) * cur.texts);
-    a.lens = palloc(sizeof(size_t) * cur.texts);
-    a.probs = palloc(sizeof(float) * (size_t)n_labels * cur.texts);
-    a.labels = palloc(sizeof(int) * cur.texts);
+    sess = gcpg_session_for(model, gcpg_wanted_device());
+    gc_session_set_limits(sess, gemmaclf_batch_size, cur.max_input_tokens);
+    texts = palloc(sizeof(char *) * cur.texts);
+    lens = palloc(sizeof(size_t) * cur.texts);
+    probs = palloc(sizeof(float) * (size_t)n_labels * cur.texts);
+    labels = palloc(sizeof(int) * cur.texts);
     for (int j = 0; j < cur.n; j++) {
         gcpg_infer_slot *s = gcpg_infer_slot_at(cur.slot[j]);
         size_t off = 0;
@@ -349,26 +337,25 @@ static void run(void)
         wait_sum += w;
         wait_max = Max(wait_max, w);
         for (int t = 0; t < s->n_texts; t++, k++) {
-            a.texts[k] = s->text + off;
-            a.lens[k] = s->lens[t];
+            texts[k] = s->text + off;
+            lens[k] = s->lens[t];
             off += s->lens[t];
         }
     }
-    a.n = k;
-    st = gcpg_run_interruptible(run_classify, &a);
+    st = gcpg_session_classify(sess, k, (const char *const *)texts, lens, probs, labels, &err);
     k = 0;
     for (int j = 0; j < cur.n; j++) {
         gcpg_infer_slot *s = gcpg_infer_slot_at(cur.slot[j]);
         bool delivered;
 
         if (st == GC_OK) {
-            memcpy(s->probs, a.probs + (size_t)k * n_labels,
+            memcpy(s->probs, probs + (size_t)k * n_labels,
                    sizeof(float) * n_labels * s->n_texts);
-            memcpy(s->labels, a.labels + k, sizeof(int) * s->n_texts);
+            memcpy(s->labels, labels + k, sizeof(int) * s->n_texts);
             s->fail = 0;
             delivered = finish(s, true);
         } else {
-            delivered = fail_slot(s, GCPG_FAIL_CORE, st, a.err.msg);
+            delivered = fail_slot(s, GCPG_FAIL_CORE, st, err.msg);
             failed++;
         }
         dropped += !delivered;

@@ -49,20 +49,33 @@ static void check_domains(FunctionCallInfo fcinfo, const flag_columns *fc, const
         gcpg_domain_check(relid, fc->sco, vals[1], nulls[1], &dc->sco, fcinfo->flinfo->fn_mcxt);
 }
 
-static void check_event(FunctionCallInfo fcinfo)
+/* The TriggerData of a BEFORE INSERT OR UPDATE ... FOR EACH ROW call with min_args..max_args
+ * arguments (max_args < 0: any number; the caller checks them), else an ERROR naming caller
+ * (and the argument rule), with hint: the one check of both row triggers (this file's and the
+ * watch's, watch_trigger.c). */
+TriggerData *gcpg_before_row_trigger(FunctionCallInfo fcinfo, const char *caller,
+                                     const char *hint, int min_args, int max_args)
 {
     TriggerData *td;
+    int nargs;
 
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg(CALLER ": not called by the trigger manager"),
-                        errhint(USAGE_HINT)));
+                        errmsg("%s: not called by the trigger manager", caller),
+                        errhint("%s", hint)));
     td = (TriggerData *)fcinfo->context;
+    nargs = td->tg_trigger->tgnargs;
     if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-        !(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg(CALLER ": must be fired BEFORE INSERT or UPDATE, FOR EACH ROW"),
-                        errhint(USAGE_HINT)));
+        !(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)) ||
+        (max_args >= 0 && (nargs < min_args || nargs > max_args)))
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 max_args < 0
+                     ? errmsg("%s: must be fired BEFORE INSERT or UPDATE, FOR EACH ROW", caller)
+                     : errmsg("%s: must be fired BEFORE INSERT or UPDATE, FOR EACH ROW, with %d "
+                              "or %d column names", caller, min_args, max_args),
+                 errhint("%s", hint)));
+    return td;
 }
 
 /* The columns the trigger arguments name, checked on every call: the table may have been
@@ -141,7 +154,7 @@ Datum gemmaclf_flag_hate(PG_FUNCTION_ARGS)
     Datum vals[2] = {0, 0}, text_val;
     bool nulls[2] = {true, true}, isnull, is_update;
 
-    check_event(fcinfo);
+    gcpg_before_row_trigger(fcinfo, CALLER, USAGE_HINT, 0, -1);
     td = (TriggerData *)fcinfo->context;
     fc = trigger_columns(td);
     check_citus(fcinfo, td, &fc);

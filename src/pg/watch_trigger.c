@@ -22,24 +22,6 @@
 #define CALLER "gemmaclf_watch_trigger"
 #define USAGE_HINT "This trigger is installed by gemmaclf_watch(); use that function."
 
-static void check_event(FunctionCallInfo fcinfo)
-{
-    TriggerData *td;
-
-    if (!CALLED_AS_TRIGGER(fcinfo))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg(CALLER ": not called by the trigger manager"),
-                        errhint(USAGE_HINT)));
-    td = (TriggerData *)fcinfo->context;
-    if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-        !(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)) ||
-        td->tg_trigger->tgnargs < 2 || td->tg_trigger->tgnargs > 3)
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg(CALLER ": must be fired BEFORE INSERT or UPDATE, FOR EACH ROW, "
-                               "with 2 or 3 column names"),
-                        errhint(USAGE_HINT)));
-}
-
 /* Whether column att differs between the old and new row version (NULLs included). */
 static bool changed(TupleDesc desc, HeapTuple old, HeapTuple new, int att)
 {
@@ -69,7 +51,7 @@ Datum gemmaclf_watch_trigger(PG_FUNCTION_ARGS)
     char **args;
     int src, lab, sco = 0;
 
-    check_event(fcinfo);
+    gcpg_before_row_trigger(fcinfo, CALLER, USAGE_HINT, 2, 3);
     td = (TriggerData *)fcinfo->context;
     desc = RelationGetDescr(td->tg_relation);
     args = td->tg_trigger->tgargs;
