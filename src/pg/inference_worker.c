@@ -343,6 +343,14 @@ static void run(void)
         }
     }
     st = gcpg_session_classify(sess, k, (const char *const *)texts, lens, probs, labels, &err);
+    /* counted before any result is delivered: a backend that has its answer sees it counted */
+    LWLockAcquire(gcpg_infer->lock, LW_EXCLUSIVE);
+    gcpg_infer->batches++;
+    gcpg_infer->requests += cur.n;
+    gcpg_infer->texts += k;
+    gcpg_infer->wait_sum_ms += wait_sum;
+    gcpg_infer->wait_max_ms = Max(gcpg_infer->wait_max_ms, wait_max);
+    LWLockRelease(gcpg_infer->lock);
     k = 0;
     for (int j = 0; j < cur.n; j++) {
         gcpg_infer_slot *s = gcpg_infer_slot_at(cur.slot[j]);
@@ -362,13 +370,8 @@ static void run(void)
         k += s->n_texts;
     }
     LWLockAcquire(gcpg_infer->lock, LW_EXCLUSIVE);
-    gcpg_infer->batches++;
-    gcpg_infer->requests += cur.n;
-    gcpg_infer->texts += k;
     gcpg_infer->errors += failed;
     gcpg_infer->discarded += dropped;
-    gcpg_infer->wait_sum_ms += wait_sum;
-    gcpg_infer->wait_max_ms = Max(gcpg_infer->wait_max_ms, wait_max);
     LWLockRelease(gcpg_infer->lock);
 }
 
