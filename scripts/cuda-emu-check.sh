@@ -101,6 +101,52 @@ for prec in tf32 bf16; do
     differs "$prec" cmp-rows "emu classifier $prec differs from emu f32" "$W/cls-$prec-$pre.txt" "$W/cls-f32-$pre.txt"
 done
 
+# head_dim 256 (the gemma-3 sizes; the fixtures have at most 64): a random 2-layer model of the
+# gemma-3-270m shape with a 512-token vocabulary, sliding window 6 then a full layer, so the
+# tiled attention kernel runs with all four 64-wide output columns, tiles of queries that span
+# sequences, and the prefix; every position through logits, label rows through bench_forward
+# with a 9-token prefix (its last layer uses the per-token kernel), two thread orders
+HD=$W/hd256
+if "$PY" bench/gen_random_gemma3.py "$HD/m" --layers 2 --vocab 512 >/dev/null &&
+    "$PY" - "$HD" <<'EOF'
+import json, random, sys
+d = sys.argv[1]
+p = d + "/m/config.json"
+c = json.load(open(p))
+c["sliding_window"] = 6
+c["layer_types"] = ["sliding_attention", "full_attention"]
+json.dump(c, open(p, "w"), indent=1)
+random.seed(7)
+with open(d + "/ids.jsonl", "w") as f:
+    for n in [1, 7, 13, 40, 20]:
+        print([random.randrange(512) for _ in range(n)], file=f)
+pre = [random.randrange(512) for _ in range(9)]
+with open(d + "/prompts.jsonl", "w") as f:
+    for n in [1, 5, 12, 30, 3, 17]:
+        print([*pre, *[random.randrange(512) for _ in range(n)]], file=f)
+EOF
+then
+    "$GC" logits "$HD/m" --device cpu <"$HD/ids.jsonl" >"$HD/cpu.jsonl" || bad "hd256 cpu"
+    "$BENCH" "$HD/m" --ids "$HD/prompts.jsonl" --rows 5,17,300 --device cpu --out "$HD/rows-cpu.txt" \
+        >/dev/null || bad "hd256 rows cpu"
+    for seed in 1 3; do
+        if GCU_EMU_SEED=$seed "$GC" logits "$HD/m" --device cuda --batch 3 <"$HD/ids.jsonl" \
+            >"$HD/emu.jsonl" 2>"$W/err.txt"; then
+            cmp f32 cmp-logits "emu head_dim 256 seed $seed vs cpu" "$HD/emu.jsonl" "$HD/cpu.jsonl" "$(tol_of f32)"
+        else
+            bad "emu head_dim 256: $(cat "$W/err.txt")"
+        fi
+        if GCU_EMU_SEED=$seed "$BENCH" "$HD/m" --ids "$HD/prompts.jsonl" --rows 5,17,300 --device cuda \
+            --batch 3 --prefix 9 --out "$HD/rows-emu.txt" >/dev/null 2>"$W/err.txt"; then
+            cmp f32 cmp-rows "emu head_dim 256 prefix seed $seed vs cpu" "$HD/rows-emu.txt" "$HD/rows-cpu.txt" "$(tol_of f32)" 6
+        else
+            bad "emu head_dim 256 prefix: $(cat "$W/err.txt")"
+        fi
+    done
+else
+    bad "could not write the head_dim 256 model (bench/gen_random_gemma3.py with $PY)"
+fi
+
 # error paths: no device, not enough memory, bad precision; auto falls back only without a device
 m=$SHARED/reference/hf-tiny/tiny_gqa_f32
 expect_fail() { # NAME PATTERN ENV... -- runs logits --device cuda
