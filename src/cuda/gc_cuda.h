@@ -85,7 +85,12 @@ typedef struct gcu_weights {
     int refs;
     void *pool; /* one device allocation holding everything below */
     size_t pool_bytes;
-    const float *embed, *final_norm, *lm_head; /* F32; lm_head == embed when tied */
+    /* [vocab][hidden] tables: F32, or BF16 in GC_CUDA_BF16 (table_bf16); lm_head == embed
+     * when tied. Label rows are never read from a BF16 table: the forward uploads their F32
+     * values from the host weights (gcu_model.host_lm_head). */
+    const void *embed, *lm_head;
+    int table_bf16;
+    const float *final_norm;
     gcu_layer layers[GC_MAX_LAYERS];
     struct gcu_weights *next;
 } gcu_weights;
@@ -116,6 +121,7 @@ typedef struct gcu_model {
     cudaStream_t stream;
     cublasHandle_t blas;
     gcu_scratch s;
+    const float *host_lm_head; /* the host model's F32 lm_head (mapped while this lives) */
     void *host; /* pinned staging: the forward's inputs, then its label logits */
     size_t host_cap;
     int broken; /* a sticky CUDA error: never launch on this context again */
@@ -134,8 +140,9 @@ void gcu_prefix_free(gcu_prefix *p);
 
 /* ---- kernels (kernels.cu, attention.cu); all launched on `st` ---------------------------- */
 
-int gcu_embed(cudaStream_t st, const float *embed, const int32_t *tok, int T, int H, float scale,
-              float *h, char *err, size_t errlen);
+/* h[t] = embed[tok[t]] * scale; the table is F32, or BF16 when bf16 != 0. */
+int gcu_embed(cudaStream_t st, const void *embed, int bf16, const int32_t *tok, int T, int H,
+              float scale, float *h, char *err, size_t errlen);
 /* out = rms(x) * (1 + w), per row of H; out in F32 or BF16 (bf16 != 0). */
 int gcu_rmsnorm(cudaStream_t st, const float *x, const float *w, int T, int H, float eps,
                 void *out, int bf16, char *err, size_t errlen);
@@ -151,9 +158,9 @@ int gcu_qk_norm_rope(cudaStream_t st, float *qkv, const int32_t *seq_start, int 
 /* act[t][i] = gelu_tanh(gu[t][i]) * gu[t][inter + i]. */
 int gcu_gelu_gate(cudaStream_t st, const float *gu, int T, int inter, void *act, int bf16,
                   char *err, size_t errlen);
-/* dst[r] = src[idx[r]] for rows of H floats. */
-int gcu_gather_rows(cudaStream_t st, const float *src, const int32_t *idx, int n, int H,
-                    float *dst, char *err, size_t errlen);
+/* dst[r] = src[idx[r]] for rows of H values, F32 out; src is F32, or BF16 when src_bf16. */
+int gcu_gather_rows(cudaStream_t st, const void *src, int src_bf16, const int32_t *idx, int n,
+                    int H, float *dst, char *err, size_t errlen);
 int gcu_softcap(cudaStream_t st, float *x, size_t n, float cap, char *err, size_t errlen);
 int gcu_to_bf16(cudaStream_t st, const float *src, size_t n, __nv_bfloat16 *dst, char *err,
                 size_t errlen);

@@ -184,6 +184,7 @@ static void *model_upload(const gc_config *cfg, const gc_weights *w, int device,
         return NULL;
     }
     m->device = device;
+    m->host_lm_head = w->lm_head;
     ce = cudaSetDevice(device);
     if (ce == cudaSuccess && blocking_sync(device, err, errlen))
         goto fail;
