@@ -11,7 +11,9 @@
  * The threads of a block run in a shuffled order (a new permutation at every barrier round,
  * seeded by GCU_EMU_SEED, default 1), and shared memory is poisoned before every block, so a
  * missing __syncthreads reads a value another thread has not written yet (or NaN) and changes
- * the result. Streams are not modelled (every call completes before it returns).
+ * the result. GCU_EMU_RUNAHEAD=1 runs the lanes a shuffle releases first instead, so that one
+ * warp runs ahead to the next barrier while the others wait (emu.cpp). Streams are not modelled
+ * (every call completes before it returns).
  *
  * Environment: GCU_EMU_DEVICES (default 1) devices; GCU_EMU_FREE_MB (default 8192) what
  * cudaMemGetInfo reports free, to exercise the out-of-memory messages; GCU_EMU_CC (default 90)

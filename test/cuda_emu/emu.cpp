@@ -69,6 +69,29 @@ static void rng_reseed(void)
     }
 }
 
+/* GCU_EMU_RUNAHEAD=1: instead of picking a random runnable thread each time, run the lanes a
+ * shuffle has just released first, so one warp runs ahead up to the next __syncthreads while the
+ * others have not moved (a random pick almost never lets a warp pass several shuffles before
+ * every other thread has reached its first one). The threads released by a block barrier, and
+ * the block's initial order, are shuffled. */
+static int runahead_mode(void)
+{
+    const char *v = getenv("GCU_EMU_RUNAHEAD");
+    return v && !strcmp(v, "1");
+}
+
+static unsigned rng_next(unsigned n);
+
+static void shuffle(std::vector<unsigned> &v)
+{
+    for (size_t i = v.size(); i > 1; i--) {
+        unsigned j = rng_next((unsigned)i);
+        unsigned t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
 static unsigned rng_next(unsigned n)
 {
     rng_state ^= rng_state << 13;
@@ -218,6 +241,7 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
         f.started = 0;
     }
     rng_reseed();
+    const int runahead = runahead_mode();
     std::vector<unsigned> runnable;
     runnable.reserve(n);
     for (unsigned bz = 0; bz < grid.z; bz++)
@@ -230,12 +254,15 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
                     fibers[i].state = RUNNABLE;
                     runnable.push_back(i);
                 }
+                if (runahead)
+                    shuffle(runnable);
                 /* one random runnable thread at a time, each up to its next barrier; a warp
                  * released from its shuffle goes on while other warps have not moved yet, as
                  * warps do on the hardware */
                 for (;;) {
                     while (!runnable.empty()) {
-                        unsigned k = rng_next((unsigned)runnable.size());
+                        unsigned k = runahead ? (unsigned)runnable.size() - 1
+                                              : rng_next((unsigned)runnable.size());
                         unsigned i = runnable[k];
                         runnable[k] = runnable.back();
                         runnable.pop_back();
@@ -253,6 +280,8 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
                         fprintf(stderr, "cuda-emu: deadlock in block (%u,%u,%u)\n", bx, by, bz);
                         abort();
                     }
+                    if (runahead)
+                        shuffle(runnable);
                 }
             }
 }
