@@ -23,8 +23,10 @@ extern "C" {
 /* Kernel launch. GCU_EMULATE builds the plugin with g++ against test/cuda_emu, a CPU stand-in
  * for the CUDA runtime and cuBLAS that runs the same kernels (see docs/cuda.md). */
 #ifdef GCU_EMULATE
+/* The arguments are evaluated and copied at the launch, as CUDA does (a captured graph replays
+ * the launch after the launcher's locals are gone). */
 #define GCU_LAUNCH(kernel, grid, block, st, ...)                                          \
-    gcu_emu_launch((grid), (block), (st), [=]() { kernel(__VA_ARGS__); })
+    gcu_emu_launch((grid), (block), (st), [](auto... args_) { kernel(args_...); }, __VA_ARGS__)
 #else
 #define GCU_LAUNCH(kernel, grid, block, st, ...) kernel<<<(grid), (block), 0, (st)>>>(__VA_ARGS__)
 #endif
@@ -115,6 +117,19 @@ typedef struct gcu_scratch {
     float *outh, *roww, *logits;
 } gcu_scratch;
 
+/* A captured layer sequence (forward.cu): valid for one padded token count, number of pruned
+ * output rows and prefix, while the scratch pool stays where it is. */
+#define GCU_GRAPHS 8
+typedef struct gcu_graph_key {
+    int T, n_sel, P;
+    const float *pkv;
+} gcu_graph_key;
+typedef struct gcu_graph {
+    gcu_graph_key key;
+    cudaGraphExec_t exec; /* NULL: free slot */
+    unsigned long long used;
+} gcu_graph;
+
 typedef struct gcu_model {
     gcu_weights *w;
     int device;
@@ -125,6 +140,11 @@ typedef struct gcu_model {
     void *host; /* pinned staging: the forward's inputs, then its label logits */
     size_t host_cap;
     int broken; /* a sticky CUDA error: never launch on this context again */
+    gcu_graph graphs[GCU_GRAPHS];
+    unsigned long long graph_clock;
+    gcu_graph_key seen[GCU_GRAPHS]; /* shapes run once without a graph (a ring) */
+    int seen_n, seen_next;
+    int graphs_off; /* capture failed once: plain launches, no padding, for this context */
 } gcu_model;
 
 typedef struct gcu_prefix {
@@ -137,6 +157,8 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
 int gcu_prefix_new(gcu_model *m, const int32_t *ids, int n, gcu_prefix **out, char *err,
                    size_t errlen);
 void gcu_prefix_free(gcu_prefix *p);
+/* Destroys the context's captured graphs (before its scratch pool moves, and at the end). */
+void gcu_graphs_clear(gcu_model *m);
 
 /* ---- kernels (kernels.cu, attention.cu); all launched on `st` ---------------------------- */
 

@@ -148,6 +148,7 @@ static void model_free(void *dmodel)
     if (cudaSetDevice(m->device) == cudaSuccess) {
         if (m->stream)
             cudaStreamSynchronize(m->stream);
+        gcu_graphs_clear(m);
         if (m->s.pool)
             cudaFree(m->s.pool);
         if (m->host)
