@@ -101,6 +101,81 @@ for prec in tf32 bf16; do
     differs "$prec" cmp-rows "emu classifier $prec differs from emu f32" "$W/cls-$prec-$pre.txt" "$W/cls-f32-$pre.txt"
 done
 
+# head_dim 256 (the gemma-3 sizes; the fixtures have at most 64): a random 2-layer model of the
+# gemma-3-270m shape with a 512-token vocabulary, sliding window 6 then a full layer, so the
+# tiled attention kernel runs with all four 64-wide output columns, tiles of queries that span
+# sequences, and the prefix; every position through logits, label rows through bench_forward
+# with a 9-token prefix (its last layer uses the per-token kernel), two thread orders (the
+# second lets one warp run ahead to the next barrier: GCU_EMU_RUNAHEAD).
+# Then the BF16 embedding: label rows must be scored in F32 (from the host model), not from the
+# device's BF16 table; a copy of the model whose label rows are pre-rounded to BF16 must give
+# different label logits in bf16 (prompts avoid the label ids, so only the scoring rows differ)
+HD=$W/hd256
+if "$PY" bench/gen_random_gemma3.py "$HD/m" --layers 2 --vocab 512 >/dev/null &&
+    "$PY" - "$HD" <<'EOF'
+import json, random, sys
+d = sys.argv[1]
+p = d + "/m/config.json"
+c = json.load(open(p))
+c["sliding_window"] = 6
+c["layer_types"] = ["sliding_attention", "full_attention"]
+json.dump(c, open(p, "w"), indent=1)
+random.seed(7)
+with open(d + "/ids.jsonl", "w") as f:
+    for n in [1, 7, 13, 40, 20]:
+        print([random.randrange(512) for _ in range(n)], file=f)
+ids = [i for i in range(512) if i not in (5, 17, 300)]
+pre = [random.choice(ids) for _ in range(9)]
+with open(d + "/prompts.jsonl", "w") as f:
+    for n in [1, 5, 12, 30, 3, 17]:
+        print([*pre, *[random.choice(ids) for _ in range(n)]], file=f)
+# the same model with rows 5, 17, 300 of the (tied) table rounded to BF16, nearest even
+import os, shutil
+import numpy as np
+from safetensors.numpy import load_file, save_file
+os.makedirs(d + "/mr")
+shutil.copy(p, d + "/mr/config.json")
+t = load_file(d + "/m/model.safetensors")
+e = t["model.embed_tokens.weight"]
+for r in (5, 17, 300):
+    u = e[r].view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    e[r] = u.astype(np.uint32).view(np.float32)
+save_file(t, d + "/mr/model.safetensors")
+EOF
+then
+    "$GC" logits "$HD/m" --device cpu <"$HD/ids.jsonl" >"$HD/cpu.jsonl" || bad "hd256 cpu"
+    "$BENCH" "$HD/m" --ids "$HD/prompts.jsonl" --rows 5,17,300 --device cpu --out "$HD/rows-cpu.txt" \
+        >/dev/null || bad "hd256 rows cpu"
+    for seed in 1 3; do
+        if GCU_EMU_SEED=$seed GCU_EMU_RUNAHEAD=$((seed == 3)) "$GC" logits "$HD/m" --device cuda --batch 3 <"$HD/ids.jsonl" \
+            >"$HD/emu.jsonl" 2>"$W/err.txt"; then
+            cmp f32 cmp-logits "emu head_dim 256 seed $seed vs cpu" "$HD/emu.jsonl" "$HD/cpu.jsonl" "$(tol_of f32)"
+        else
+            bad "emu head_dim 256: $(cat "$W/err.txt")"
+        fi
+        if GCU_EMU_SEED=$seed GCU_EMU_RUNAHEAD=$((seed == 3)) "$BENCH" "$HD/m" --ids "$HD/prompts.jsonl" --rows 5,17,300 --device cuda \
+            --batch 3 --prefix 9 --out "$HD/rows-emu.txt" >/dev/null 2>"$W/err.txt"; then
+            cmp f32 cmp-rows "emu head_dim 256 prefix seed $seed vs cpu" "$HD/rows-emu.txt" "$HD/rows-cpu.txt" "$(tol_of f32)" 6
+        else
+            bad "emu head_dim 256 prefix: $(cat "$W/err.txt")"
+        fi
+    done
+    for mdl in m mr; do
+        GEMMACLF_CUDA_PRECISION=bf16 "$BENCH" "$HD/$mdl" --ids "$HD/prompts.jsonl" --rows 5,17,300 \
+            --device cuda --batch 3 --prefix 9 --out "$HD/rows-bf16-$mdl.txt" >/dev/null 2>"$W/err.txt" ||
+            bad "emu head_dim 256 bf16 $mdl: $(cat "$W/err.txt")"
+    done
+    cmp bf16 cmp-rows "emu head_dim 256 bf16 label rows vs cpu" "$HD/rows-bf16-m.txt" "$HD/rows-cpu.txt" "$(tol_of bf16)" 6
+    if [ -s "$HD/rows-bf16-m.txt" ] && ! command cmp -s "$HD/rows-bf16-m.txt" "$HD/rows-bf16-mr.txt"; then
+        ok
+    else
+        bad "bf16: label logits do not depend on the label rows' F32 bits (scored from the BF16 table?)"
+    fi
+else
+    bad "could not write the head_dim 256 model (bench/gen_random_gemma3.py with $PY)"
+fi
+
 # error paths: no device, not enough memory, bad precision; auto falls back only without a device
 m=$SHARED/reference/hf-tiny/tiny_gqa_f32
 expect_fail() { # NAME PATTERN ENV... -- runs logits --device cuda
@@ -138,7 +213,7 @@ elif grep -q "expected f32, tf32 or bf16" "$W/err.txt"; then ok; else bad "--cud
 # --cuda-precision wins over the environment: bf16 asked on the command line, f32 in the env
 name=tiny_gqa_f32
 if GEMMACLF_CUDA_PRECISION=f32 "$GC" logits "$m" --device cuda --cuda-precision bf16 --batch 3 \
-    <"$m/ids.jsonl" >"$W/flag-bf16.jsonl" 2>"$W/err.txt" &&
+    <"$D/hf-tiny/$name/ids.jsonl" >"$W/flag-bf16.jsonl" 2>"$W/err.txt" &&
     ! command cmp -s "$W/flag-bf16.jsonl" "$W/$name-f32.jsonl" && command cmp -s "$W/flag-bf16.jsonl" "$W/$name-bf16.jsonl"; then
     ok
 else
@@ -147,14 +222,14 @@ fi
 # a kernel fault (sticky, like an illegal address): auto finishes on the CPU with the CPU's
 # output and says so once; cuda fails with a clear message
 # (the batches before the fault ran on the emulated GPU: compared within the F32 tolerance)
-if GCU_EMU_FAULT_AFTER=40 "$GC" logits "$m" --device auto --batch 3 <"$m/ids.jsonl" \
+if GCU_EMU_FAULT_AFTER=40 "$GC" logits "$m" --device auto --batch 3 <"$D/hf-tiny/$name/ids.jsonl" \
     >"$W/fault-auto.jsonl" 2>"$W/err.txt" && [ "$(grep -c "continues on the CPU" "$W/err.txt")" = 1 ]; then
     echo "ok: fault under auto: $(cat "$W/err.txt")"
     cmp f32 cmp-logits "fault under auto vs cpu" "$W/fault-auto.jsonl" "$W/$name-cpu.jsonl" "$(tol_of f32)"
 else
     bad "fault under auto: $(cat "$W/err.txt")"
 fi
-if GCU_EMU_FAULT_AFTER=40 "$GC" logits "$m" --device cuda --batch 3 <"$m/ids.jsonl" >/dev/null 2>"$W/err.txt"; then
+if GCU_EMU_FAULT_AFTER=40 "$GC" logits "$m" --device cuda --batch 3 <"$D/hf-tiny/$name/ids.jsonl" >/dev/null 2>"$W/err.txt"; then
     bad "fault under cuda: succeeded"
 elif grep -q "unusable" "$W/err.txt"; then
     ok

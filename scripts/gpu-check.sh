@@ -8,7 +8,7 @@
 #                                        dry run of everything on the CPU (no GPU needed)
 #
 # Steps: 1. build bin/gemmaclf, the plugin, bench_forward and test_device (without PGXS);
-# 2. test_device; 2b. compute-sanitizer racecheck, synccheck and memcheck on a 2-layer fixture; 3. parity of --device cuda against --device cpu: the three hf-tiny fixtures
+# 2. test_device; 2b. compute-sanitizer racecheck, synccheck and memcheck on a 3-layer fixture and a 2-layer head_dim 256 model; 3. parity of --device cuda against --device cpu: the three hf-tiny fixtures
 # through `gemmaclf logits` (every position, whole vocabulary), the trained classifier through
 # bench_forward (label logits, with and without the prefix cache) and `gemmaclf classify`;
 # F32 must agree within 1e-3 (relative to the largest logit) with identical labels; TF32 and BF16
@@ -87,7 +87,9 @@ fi
 # and misaligned accesses, leaks) on the smallest fixture, tiny_untied_tok4k (3 layers; the
 # fixtures have no 2-layer model): every position and the whole vocabulary through `gemmaclf
 # logits` (every kernel, both attention paths), and the prefix + label-rows path with the
-# pruned last layer through bench_forward. Required: each run exits 0 and reports
+# pruned last layer through bench_forward; and, since the fixtures stop at head_dim 32-64, every
+# position of a random 2-layer model of the gemma-3-270m shape (head_dim 256, vocabulary 512),
+# where every warp of the tiled attention kernel works. Required: each run exits 0 and reports
 # "ERROR SUMMARY: 0 errors". Skipped (and said so, not counted) on the CPU dry run.
 say "compute-sanitizer (racecheck, synccheck, memcheck)"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -98,19 +100,28 @@ elif [ ! -x "$SAN" ]; then
 else
     sm=$D/hf-tiny/tiny_untied_tok4k
     grep -v '^\[2\]$' "$sm/ids.jsonl" >"$W/sanitizer-ids.jsonl" # prompts longer than the prefix
+    hd=$W/sanitizer-hd256
+    "$PY" bench/gen_random_gemma3.py "$hd" --layers 2 --vocab 512 >/dev/null ||
+        fail_step "compute-sanitizer" "bench/gen_random_gemma3.py failed"
+    "$PY" -c 'import random; random.seed(7); [print([random.randrange(512) for _ in range(n)]) for n in (1, 7, 13, 40, 20)]' \
+        >"$W/sanitizer-hd256-ids.jsonl"
     for tool in racecheck synccheck memcheck; do
         extra=()
         [ $tool = racecheck ] && extra=(--racecheck-report all)
         [ $tool = memcheck ] && extra=(--leak-check full)
-        for run in logits prefix; do
+        for run in logits prefix hd256; do
             log=$W/sanitizer-$tool-$run.log
+            ids=$sm/ids.jsonl
             if [ $run = logits ]; then
                 cmd=("$GC" logits "$sm" --device cuda --batch 3)
+            elif [ $run = hd256 ]; then
+                cmd=("$GC" logits "$hd" --device cuda --batch 3)
+                ids=$W/sanitizer-hd256-ids.jsonl
             else
                 cmd=("$BENCH" "$sm" --ids "$W/sanitizer-ids.jsonl" --rows 0,1,2 --device cuda --batch 3 --prefix 1)
             fi
             if timeout 300 "$SAN" --tool $tool "${extra[@]}" --error-exitcode 3 "${cmd[@]}" \
-                <"$sm/ids.jsonl" >/dev/null 2>"$log" && grep -q "ERROR SUMMARY: 0 errors" "$log"; then
+                <"$ids" >/dev/null 2>"$log" && grep -q "ERROR SUMMARY: 0 errors" "$log"; then
                 echo "$tool $run: $(grep "ERROR SUMMARY" "$log" | tail -1)"
                 echo "{\"name\": \"compute-sanitizer $tool $run\", \"pass\": true}" >>"$DEVCHECK_RESULTS"
             else

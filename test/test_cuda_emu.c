@@ -4,6 +4,7 @@
  * scaling, final soft-capping, untied lm_head; every position over the whole vocabulary, label
  * rows after a cached prefix, the BF16 mode, shared device weights, and the refusals. This is
  * what CI can check of the GPU path without a GPU; scripts/gpu-check.sh checks the rest. */
+#include <dlfcn.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -114,6 +115,74 @@ static void reduced_precision(const char *fx, const char *prec, double tol, cons
     }
     free(got);
     gc_ctx_free(g);
+}
+
+/* CUDA graphs (forward.cu): the first forward of a shape runs plain launches, the second is
+ * captured and launched as a graph, the third replays it without a new capture; all give the
+ * same logits (the emulator counts captures and cudaGraphLaunch calls). With capture refused
+ * (GCU_EMU_NO_GRAPHS) a new context falls back to plain launches, launches no graph, and gives
+ * the same logits within 1e-6. */
+static void graphs(const char *name, const gc_model *m, gc_ctx *cpu, int vocab,
+                   const char *plugin)
+{
+    void *h = dlopen(plugin, RTLD_NOW | RTLD_NOLOAD);
+    unsigned long *launches = h ? dlsym(h, "gcu_emu_graph_launches") : NULL;
+    unsigned long *captures = h ? dlsym(h, "gcu_emu_graph_captures") : NULL;
+    CHECK(launches && captures, "graph counters not found in %s", plugin);
+    if (!launches || !captures) {
+        if (h)
+            dlclose(h);
+        return;
+    }
+    int T = 0;
+    for (int i = 0; i < N_SEQ; i++)
+        T += lens[i];
+    gc_ctx *g = ctx(m, GC_DEVICE_CUDA), *p = NULL;
+    float *first = NULL, *captured = NULL, *again = NULL, *plain = NULL;
+    unsigned long l0 = *launches, c0 = *captures;
+    if (g)
+        all_positions(name, cpu, g, vocab, 1e-4, 1, &first);
+    unsigned long l1 = *launches, c1 = *captures;
+    if (g)
+        all_positions(name, cpu, g, vocab, 1e-4, 1, &captured);
+    unsigned long l2 = *launches, c2 = *captures;
+    if (g)
+        all_positions(name, cpu, g, vocab, 1e-4, 1, &again);
+    unsigned long l3 = *launches, c3 = *captures;
+    CHECK(c1 == c0 && l1 == l0, "graphs: first forward: %lu captures, %lu launches (0, 0)",
+          c1 - c0, l1 - l0);
+    CHECK(c2 == c1 + 1 && l2 == l1 + 1, "graphs: second: %lu captures, %lu launches (1, 1)",
+          c2 - c1, l2 - l1);
+    CHECK(c3 == c2 && l3 == l2 + 1, "graphs: third: %lu captures, %lu launches (0, 1)",
+          c3 - c2, l3 - l2);
+    size_t bytes = (size_t)T * vocab * sizeof(float);
+    CHECK(first && captured && again && !memcmp(first, captured, bytes) &&
+              !memcmp(captured, again, bytes),
+          "graphs: the graph's logits differ from the plain launches' of the same context");
+    setenv("GCU_EMU_NO_GRAPHS", "1", 1);
+    p = ctx(m, GC_DEVICE_CUDA);
+    unsigned long l4 = *launches;
+    for (int i = 0; i < 3 && p; i++) {
+        free(plain);
+        plain = NULL;
+        all_positions(name, cpu, p, vocab, 1e-4, 1, &plain);
+    }
+    unsetenv("GCU_EMU_NO_GRAPHS");
+    CHECK(*launches == l4, "graphs: capture refused, yet %lu graph launches", *launches - l4);
+    if (plain && first) {
+        int same;
+        double d = rel_err(plain, first, T, vocab, &same);
+        CHECK(d <= 1e-6, "graphs: plain launches vs graph: relative difference %.3g", d);
+        printf("%s: graph (padded to a bucket) vs plain launches, relative difference %.3g\n",
+               name, d);
+    }
+    free(first);
+    free(captured);
+    free(again);
+    free(plain);
+    gc_ctx_free(p);
+    gc_ctx_free(g);
+    dlclose(h);
 }
 
 /* The last token of each sequence over the whole vocabulary (what generation asks for): the
@@ -328,6 +397,8 @@ int main(void)
     unsetenv("GCU_EMU_DEVICES");
     unsetenv("GCU_EMU_FREE_MB");
     unsetenv("GCU_EMU_SEED");
+    unsetenv("GCU_EMU_RUNAHEAD");
+    unsetenv("GCU_EMU_NO_GRAPHS");
     unsetenv("GCU_EMU_FAULT_AFTER");
     unsetenv("GCU_EMU_CC");
     const char *fixtures[] = {"tiny_gqa_f32", "tiny_mqa_bf16_scaled", "tiny_untied_tok4k"};
@@ -357,17 +428,24 @@ int main(void)
             reduced_precision(fixtures[f], "bf16", 5e-2, m, cpu, f32, cfg->vocab_size);
             free(f32);
             /* other thread orders (the emulator shuffles the threads of a block): a missing
-             * __syncthreads shows up as a difference under some of them */
-            for (int seed = 2; seed <= 4 && f == 0; seed++) {
+             * __syncthreads shows up as a difference under some of them; seeds 5 and 6 let
+             * one warp run ahead to the next barrier (GCU_EMU_RUNAHEAD), which random order
+             * almost never does */
+            for (int seed = 2; seed <= 6 && f == 0; seed++) {
                 char sv[16];
                 snprintf(sv, sizeof sv, "%d", seed);
                 setenv("GCU_EMU_SEED", sv, 1);
+                if (seed >= 5)
+                    setenv("GCU_EMU_RUNAHEAD", "1", 1);
                 all_positions(fixtures[f], cpu, gpu, cfg->vocab_size, 1e-4, 1, NULL);
                 prefix_rows(fixtures[f], cpu, gpu, cfg->vocab_size);
             }
             unsetenv("GCU_EMU_SEED");
-            if (f == 0)
+            unsetenv("GCU_EMU_RUNAHEAD");
+            if (f == 0) {
                 device_choice(m);
+                graphs(fixtures[f], m, cpu, cfg->vocab_size, path);
+            }
             if (f == 2) /* last: the emulated device stays broken for the process */
                 sticky_fault(m, cpu, cfg->vocab_size);
         }

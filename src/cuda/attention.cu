@@ -16,6 +16,7 @@
  * attn_logit_softcapping to its attention function (the fixtures confirm it; so does the CPU
  * path). Query head h uses kv head h / rep. With qrows, only those query tokens are computed
  * (the last layer of a forward whose outputs are a few positions). */
+#include <limits.h>
 #include <math.h>
 
 #include "gc_cuda.h"
@@ -170,6 +171,197 @@ __global__ void attention_kernel(gcu_attn_args a, O *out)
     }
 }
 
+/* ---- tiled kernel: a tile of query tokens per block ---------------------------------------
+ *
+ * One block of 256 threads per (tile of BQ consecutive query tokens, kv head). Its rows are the
+ * BQ x rep (query token, query head) pairs, at most 16 (BQ = 16 / rep), so every key and value
+ * row loaded into shared memory serves up to 16 rows instead of rep. The tokens of a tile may
+ * belong to different sequences; the keys the block visits are the prefix keys any of its
+ * queries sees, then the packed tokens from the earliest one any of them sees to the last query
+ * (contiguous: sequences are packed in order), each row masking the keys outside its own
+ * sequence, after its position, or outside its window. Keys come in tiles of 16: K is loaded
+ * into shared memory, every thread scores one (row, key) pair over the whole head (rows are
+ * half-warps, so the online-softmax max and sum are 16-lane shuffles and every lane keeps its
+ * row's running max and sum in registers), then V is loaded into the same buffer and each thread
+ * accumulates the output dimensions d = tid % 64 + 64c of rows tid / 64 + 4i. Rows of shared
+ * arrays are padded to 257 floats so that the 16 keys of a half-warp (scores) and the 64
+ * dimensions of a warp (values) fall in distinct banks. head_dim <= 256; the per-token kernel
+ * above serves larger heads and the pruned last layer (its query rows are one token per
+ * sequence, so there is nothing to share). */
+#define TL_THREADS 256
+#define TL_ROWS 16 /* (query token, head) rows per block */
+#define TL_KEYS 16 /* keys per tile */
+#define TL_MAXD 256
+#define TL_LD (TL_MAXD + 1)
+#define TL_DCOLS 64 /* output dimensions per thread column: d = tid % 64 + 64c */
+#define TL_CHUNKS (TL_MAXD / TL_DCOLS)
+#define TL_RSTEP (TL_THREADS / TL_DCOLS) /* value-phase rows tid / 64 + 4i */
+
+__shared__ float tl_q[TL_ROWS * TL_LD];   /* [row][d] */
+__shared__ float tl_kv[TL_KEYS * TL_LD];  /* [key][d]: the tile's K, then its V */
+__shared__ float tl_p[TL_ROWS][TL_KEYS];  /* softmax weights of the tile */
+__shared__ float tl_scale[TL_ROWS];       /* rescale of the running output by this tile */
+__shared__ float tl_l[TL_ROWS];           /* final softmax denominators */
+__shared__ int tl_t[TL_ROWS], tl_s0[TL_ROWS], tl_j0[TL_ROWS]; /* per query token; t -1: none */
+__shared__ int tl_range[3];               /* first key slot, end slot, first packed token */
+
+/* Is key slot j (j < P: prefix key j, else packed token umin + j - P) visible to query qi? */
+__device__ __forceinline__ bool tl_visible(int qi, int j, int P, int umin)
+{
+    int t = tl_t[qi];
+    if (t < 0)
+        return false;
+    if (j < P)
+        return j >= tl_j0[qi];
+    int u = umin + j - P, s0 = tl_s0[qi];
+    return u >= s0 && u <= t && P + (u - s0) >= tl_j0[qi];
+}
+
+/* Loads the tile's K (voff = 0) or V (voff = kvd) rows of kv head g into tl_kv; slots past
+ * `end` are zeros, so that their zero weights never meet a NaN. */
+__device__ __forceinline__ void tl_load(const gcu_attn_args &a, int g, int base, int end,
+                                        int umin, size_t ld, size_t qd, size_t kvd, size_t voff)
+{
+    const int hd = a.hd;
+    const float *pref = voff ? a.pv : a.pk;
+    for (int i = threadIdx.x; i < TL_KEYS * hd; i += TL_THREADS) {
+        int k = i / hd, d = i - k * hd, j = base + k;
+        float v = 0.0f;
+        if (j < end)
+            v = j < a.P ? pref[(size_t)j * kvd + (size_t)g * hd + d]
+                        : a.qkv[(size_t)(umin + j - a.P) * ld + qd + voff + (size_t)g * hd + d];
+        tl_kv[k * TL_LD + d] = v;
+    }
+}
+
+template <typename O>
+__global__ void attention_tiled_kernel(gcu_attn_args a, O *out)
+{
+    const int g = blockIdx.y, hd = a.hd, rep = a.n_heads / a.n_kv;
+    const int bq = TL_ROWS / rep, nrows = bq * rep, t0 = blockIdx.x * bq;
+    const size_t qd = (size_t)a.n_heads * hd, kvd = (size_t)a.n_kv * hd, ld = qd + 2 * kvd;
+    const int tid = threadIdx.x;
+
+    if (tid < bq) {
+        int t = t0 + tid;
+        tl_t[tid] = -1;
+        if (t < a.T) {
+            int s0 = a.seq_start[t], qpos = a.P + (t - s0);
+            tl_t[tid] = t;
+            tl_s0[tid] = s0;
+            tl_j0[tid] = a.window > 0 && qpos - a.window + 1 > 0 ? qpos - a.window + 1 : 0;
+        }
+    }
+    /* the group's query heads are contiguous in a token's row: heads g*rep .. g*rep + rep - 1 */
+    for (int i = tid; i < bq * rep * hd; i += TL_THREADS) {
+        int qi = i / (rep * hd), rd = i - qi * rep * hd, t = t0 + qi;
+        tl_q[(qi * rep + rd / hd) * TL_LD + rd % hd] =
+            t < a.T ? a.qkv[(size_t)t * ld + (size_t)g * rep * hd + rd] : 0.0f;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        /* the keys any query of the tile sees: prefix slots from the smallest window start,
+         * packed tokens from the earliest one seen to the last query */
+        int pmin = a.P, umin = INT_MAX, tlast = -1;
+        for (int qi = 0; qi < bq; qi++) {
+            if (tl_t[qi] < 0)
+                continue;
+            int j0 = tl_j0[qi];
+            int u = tl_s0[qi] + (j0 > a.P ? j0 - a.P : 0);
+            pmin = j0 < pmin ? j0 : pmin;
+            umin = u < umin ? u : umin;
+            tlast = tl_t[qi];
+        }
+        tl_range[0] = pmin;
+        tl_range[1] = tlast < 0 ? pmin : a.P + (tlast - umin) + 1;
+        tl_range[2] = tlast < 0 ? 0 : umin;
+    }
+    __syncthreads();
+    const int jbeg = tl_range[0], jend = tl_range[1], umin = tl_range[2];
+
+    /* score phase: thread = (row r, key k); its half-warp is the row */
+    const int r = tid / TL_KEYS, k = tid % TL_KEYS;
+    float m_run = -INFINITY, l_run = 0.0f;
+    /* value phase: thread = (rows vr + 4i, dimensions vd + 64c) */
+    const int vr = tid / TL_DCOLS, vd = tid % TL_DCOLS;
+    float acc[TL_ROWS / TL_RSTEP][TL_CHUNKS];
+#pragma unroll
+    for (int i = 0; i < TL_ROWS / TL_RSTEP; i++)
+#pragma unroll
+        for (int c = 0; c < TL_CHUNKS; c++)
+            acc[i][c] = 0.0f;
+
+    for (int base = jbeg; base < jend; base += TL_KEYS) {
+        tl_load(a, g, base, jend, umin, ld, qd, kvd, 0);
+        __syncthreads();
+        float s = -INFINITY;
+        if (r < nrows && base + k < jend && tl_visible(r / rep, base + k, a.P, umin)) {
+            const float *qr = tl_q + r * TL_LD, *kr = tl_kv + k * TL_LD;
+            float dot = 0.0f;
+            for (int d = 0; d < hd; d++)
+                dot += qr[d] * kr[d];
+            s = dot * a.scale;
+        }
+        float tmax = s;
+        for (int o = TL_KEYS / 2; o > 0; o >>= 1)
+            tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+        float m_new = fmaxf(m_run, tmax); /* -inf while the row has seen no key */
+        float e = s == -INFINITY ? 0.0f : expf(s - m_new);
+        float sum = e;
+        for (int o = TL_KEYS / 2; o > 0; o >>= 1)
+            sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        float c = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
+        l_run = l_run * c + sum;
+        m_run = m_new;
+        tl_p[r][k] = e;
+        if (k == 0)
+            tl_scale[r] = c;
+        __syncthreads(); /* every score read tl_kv's K; tl_p and tl_scale are complete */
+        tl_load(a, g, base, jend, umin, ld, qd, kvd, kvd);
+        __syncthreads();
+        int nk = jend - base < TL_KEYS ? jend - base : TL_KEYS;
+#pragma unroll
+        for (int i = 0; i < TL_ROWS / TL_RSTEP; i++) {
+            int rr = vr + i * TL_RSTEP;
+            if (rr >= nrows)
+                break;
+            float sc = tl_scale[rr];
+#pragma unroll
+            for (int cc = 0; cc < TL_CHUNKS; cc++) {
+                int d = vd + cc * TL_DCOLS;
+                if (d >= hd)
+                    break;
+                float v = acc[i][cc] * sc;
+                for (int kk = 0; kk < nk; kk++)
+                    v += tl_p[rr][kk] * tl_kv[kk * TL_LD + d];
+                acc[i][cc] = v;
+            }
+        }
+        __syncthreads(); /* tl_kv, tl_p and tl_scale are rewritten by the next tile */
+    }
+    if (k == 0)
+        tl_l[r] = l_run;
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < TL_ROWS / TL_RSTEP; i++) {
+        int rr = vr + i * TL_RSTEP;
+        if (rr >= nrows)
+            break;
+        int qi = rr / rep, t = tl_t[qi];
+        float l = tl_l[rr];
+        if (t < 0 || !(l > 0.0f))
+            continue;
+        O *orow = out + (size_t)t * qd + ((size_t)g * rep + rr % rep) * hd;
+        float inv = 1.0f / l;
+#pragma unroll
+        for (int cc = 0; cc < TL_CHUNKS; cc++) {
+            int d = vd + cc * TL_DCOLS;
+            if (d < hd)
+                store_out(orow + d, acc[i][cc] * inv);
+        }
+    }
+}
+
 int gcu_attention(cudaStream_t st, const gcu_attn_args *a, char *err, size_t errlen)
 {
     if (a->nq == 0)
@@ -178,6 +370,18 @@ int gcu_attention(cudaStream_t st, const gcu_attn_args *a, char *err, size_t err
         a->n_heads / a->n_kv > GCU_MAX_REP || a->n_heads / a->n_kv * a->hd > GCU_MAX_GROUP_DIM)
         return gcu_fail(err, errlen, "attention: unsupported head layout (%d heads, %d kv, dim %d)",
                         a->n_heads, a->n_kv, a->hd);
+    int rep = a->n_heads / a->n_kv;
+    if (!a->qrows && a->hd <= TL_MAXD && rep <= TL_ROWS) {
+        int bq = TL_ROWS / rep;
+        dim3 grid((unsigned)((a->T + bq - 1) / bq), (unsigned)a->n_kv);
+        if (a->bf16)
+            GCU_LAUNCH(attention_tiled_kernel, grid, TL_THREADS, st, *a,
+                       (__nv_bfloat16 *)a->out);
+        else
+            GCU_LAUNCH(attention_tiled_kernel, grid, TL_THREADS, st, *a, (float *)a->out);
+        LAUNCH_RET();
+        return 0;
+    }
     dim3 grid((unsigned)a->nq, (unsigned)a->n_kv);
     if (a->bf16)
         GCU_LAUNCH(attention_kernel, grid, ATT_THREADS, st, *a, (__nv_bfloat16 *)a->out);

@@ -16,8 +16,19 @@
 
 #define ALIGN 256
 #define LOGITS_CHUNK_BYTES ((size_t)64 << 20) /* full-vocabulary logits are produced in chunks */
+/* With a BF16 embedding table (GC_CUDA_BF16), label rows are uploaded in F32 from the host
+ * model with the forward's inputs, up to this many bytes; more rows than that (a caller asking
+ * for thousands of vocabulary rows) are gathered from the BF16 table instead. */
+#define HOST_ROWS_BYTES ((size_t)16 << 20)
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+/* Bytes of a forward's uploaded inputs (gcu_scratch.meta): T token ids, T sequence starts,
+ * n_out output positions and n_rows vocabulary rows, then (host_rows) the rows' F32 values. */
+static size_t inputs_bytes(size_t T, size_t n_out, size_t n_rows, size_t H, int host_rows)
+{
+    return align_up((2 * T + n_out + n_rows) * 4) + (host_rows ? align_up(n_rows * H * 4) : 0);
+}
 
 /* The capacity to allocate for `need` when `cap` is what the pool holds. */
 static size_t grow(int need, int cap)
@@ -71,7 +82,7 @@ static int ensure_scratch(gcu_model *m, int tokens, int outs, int rows, size_t l
     /* the pool only grows; logits are sized from what it already holds */
     size_t sizes[11] = {T * H * 4,            T * (qd + 2 * kvd) * 4, T * H * 4, T * 2 * I * 4,
                         T * H * 4,            T * qd * 4,             T * I * 4,
-                        (2 * T + O + R) * 4,  0,  O * H * 4 + R * H * 4,  L * 4};
+                        inputs_bytes(T, O, R, H, 1), 0, O * H * 4 + R * H * 4, L * 4};
     size_t total = 0;
     for (int i = 0; i < 11; i++)
         total += align_up(sizes[i]);
@@ -79,6 +90,7 @@ static int ensure_scratch(gcu_model *m, int tokens, int outs, int rows, size_t l
         (size_t)s->cap_rows >= R && s->logit_cap >= L)
         return 0;
     if (s->pool) {
+        gcu_graphs_clear(m); /* they hold pointers into the pool */
         cudaFree(s->pool);
         s->pool = NULL;
         s->bytes = 0;
@@ -140,7 +152,7 @@ static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
     float eps = k->rms_norm_eps;
     float scale = (float)(1.0 / sqrt((double)k->query_pre_attn_scalar));
 
-    if (gcu_embed(st, w->embed, tok, T, H, (float)sqrt((double)H), s->h, err, errlen) ||
+    if (gcu_embed(st, w->embed, w->table_bf16, tok, T, H, (float)sqrt((double)H), s->h, err, errlen) ||
         gcu_rmsnorm(st, s->h, w->layers[0].input_norm, T, H, eps, s->x, bf16, err, errlen))
         return -1;
     for (int i = 0; i < k->n_layers; i++) {
@@ -177,7 +189,7 @@ static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
             /* the selected rows' residual stream continues in outh */
             float *hs = s->outh;
             if (gcu_attention(st, &a, err, errlen) ||
-                gcu_gather_rows(st, s->h, sel, n_sel, H, hs, err, errlen) ||
+                gcu_gather_rows(st, s->h, 0, sel, n_sel, H, hs, err, errlen) ||
                 gemm(m, prec, L->wo, s->attn, s->tmp, n_sel, H, qd, err, errlen) ||
                 gcu_residual_norm(st, hs, s->tmp, L->post_attn_norm, L->pre_ffn_norm, n_sel, H,
                                   eps, s->x, bf16, err, errlen) ||
@@ -204,6 +216,98 @@ static int run_layers(gcu_model *m, int T, const gcu_prefix *pre, float *kv_out,
     return 0;
 }
 
+/* ---- CUDA graphs ---------------------------------------------------------------------------
+ * A forward is about 10 launches per layer; at small batches the launches, not the GPU, set the
+ * pace. The layer sequence of a forward is captured once per (token count, pruned output rows,
+ * prefix), the second time that shape is seen (capture and instantiation cost more than one
+ * forward's launches, so one-off shapes never pay it), and then replayed with one
+ * cudaGraphLaunch. Token counts are padded to buckets
+ * (graph_tokens) so that batches of similar size share a graph; the padding tokens are
+ * one-token sequences of their own, so no real token attends to them. If capture fails
+ * (e.g. an operation the driver refuses to capture), the context says nothing, clears the
+ * error and uses plain launches, without padding, from then on. */
+
+void gcu_graphs_clear(gcu_model *m)
+{
+    for (int i = 0; i < GCU_GRAPHS; i++) {
+        if (m->graphs[i].exec)
+            cudaGraphExecDestroy(m->graphs[i].exec);
+        m->graphs[i].exec = NULL;
+    }
+    m->seen_n = m->seen_next = 0;
+}
+
+/* The padded token count: multiples of 16 up to 128, then steps of 1/8 of the largest power of
+ * two not above T (at most 12.5 % padding). */
+static int graph_tokens(const gcu_model *m, int T)
+{
+    if (m->graphs_off)
+        return T;
+    if (T <= 128)
+        return (T + 15) / 16 * 16;
+    int p = 128;
+    while (p <= T / 2)
+        p *= 2;
+    int step = p / 8;
+    return (T + step - 1) / step * step;
+}
+
+/* run_layers (without kv_out) through a captured graph when possible. */
+static int run_layers_graph(gcu_model *m, int T, const gcu_prefix *pre, const int32_t *sel,
+                            int n_sel, char *err, size_t errlen)
+{
+    if (m->graphs_off)
+        return run_layers(m, T, pre, NULL, sel, n_sel, err, errlen);
+    gcu_graph_key key;
+    memset(&key, 0, sizeof key);
+    key.T = T;
+    key.n_sel = n_sel;
+    key.P = pre ? pre->n : 0;
+    key.pkv = pre ? pre->kv : NULL;
+    gcu_graph *g = NULL, *slot = &m->graphs[0];
+    for (int i = 0; i < GCU_GRAPHS && !g; i++) {
+        gcu_graph *c = &m->graphs[i];
+        if (c->exec && !memcmp(&c->key, &key, sizeof key))
+            g = c;
+        else if (slot->exec && (!c->exec || c->used < slot->used))
+            slot = c; /* a free slot, else the least recently used */
+    }
+    if (!g) {
+        int seen = 0;
+        for (int i = 0; i < m->seen_n && !seen; i++)
+            seen = !memcmp(&m->seen[i], &key, sizeof key);
+        if (!seen) {
+            m->seen[m->seen_next] = key;
+            m->seen_next = (m->seen_next + 1) % GCU_GRAPHS;
+            m->seen_n += m->seen_n < GCU_GRAPHS;
+            return run_layers(m, T, pre, NULL, sel, n_sel, err, errlen);
+        }
+        cudaGraph_t graph = NULL;
+        cudaGraphExec_t exec = NULL;
+        if (cudaStreamBeginCapture(m->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess) {
+            int rc = run_layers(m, T, pre, NULL, sel, n_sel, err, errlen);
+            if (cudaStreamEndCapture(m->stream, &graph) == cudaSuccess && rc == 0 &&
+                cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess)
+                exec = NULL;
+            if (graph)
+                cudaGraphDestroy(graph);
+        }
+        if (!exec) {
+            (void)cudaGetLastError(); /* capture errors are not sticky */
+            m->graphs_off = 1;
+            return run_layers(m, T, pre, NULL, sel, n_sel, err, errlen);
+        }
+        if (slot->exec)
+            cudaGraphExecDestroy(slot->exec);
+        slot->exec = exec;
+        slot->key = key;
+        g = slot;
+    }
+    g->used = ++m->graph_clock;
+    CU_RET(cudaGraphLaunch(g->exec, m->stream));
+    return 0;
+}
+
 /* Pinned host staging of at least `bytes` (grown geometrically; pinned allocation is slow). */
 static int ensure_host(gcu_model *m, size_t bytes, char *err, size_t errlen)
 {
@@ -222,29 +326,43 @@ static int ensure_host(gcu_model *m, size_t bytes, char *err, size_t errlen)
 }
 
 /* Uploads the inputs of a forward in one copy from pinned memory: token ids and sequence
- * starts of T tokens, then n_out output positions (out_idx, or 0..T-1 when NULL) and n_rows
- * vocabulary rows (when given), in the layout of gcu_scratch.meta. The staging block is not
- * touched again before the stream has passed this copy (the next forward synchronises first). */
+ * starts of T tokens padded to Tp (padding: id 0, each its own sequence), then n_out output
+ * positions (out_idx, or 0..T-1 when NULL) and n_rows
+ * vocabulary rows (when given), and with host_rows those rows of the host lm_head in F32, in
+ * the layout of gcu_scratch.meta (inputs_bytes). The staging block is not touched again before
+ * the stream has passed this copy (the next forward synchronises first). */
 static int put_inputs(gcu_model *m, const int32_t *tokens, const int32_t *seq_len, int n_seq,
-                      int T, const int32_t *out_idx, int n_out, const int32_t *rows, int n_rows,
-                      size_t down_bytes, char *err, size_t errlen)
+                      int T, int Tp, const int32_t *out_idx, int n_out, const int32_t *rows,
+                      int n_rows, int host_rows, size_t down_bytes, char *err, size_t errlen)
 {
-    size_t n = (size_t)2 * T + n_out + n_rows, up = align_up(n * 4);
+    size_t H = (size_t)m->w->cfg.hidden_size;
+    size_t n = (size_t)2 * Tp + n_out + n_rows;
+    size_t up = inputs_bytes((size_t)Tp, (size_t)n_out, (size_t)n_rows, H, host_rows);
     if (ensure_host(m, up + down_bytes, err, errlen))
         return -1;
     int32_t *h = (int32_t *)m->host;
     memcpy(h, tokens, (size_t)T * sizeof *tokens);
-    int32_t *start = h + T;
+    int32_t *start = h + Tp;
     for (int s = 0, t = 0; s < n_seq; s++) {
         for (int j = 0; j < seq_len[s]; j++)
             start[t + j] = t;
         t += seq_len[s];
     }
-    int32_t *o = start + T;
+    for (int t = T; t < Tp; t++) {
+        h[t] = 0;
+        start[t] = t;
+    }
+    int32_t *o = start + Tp;
     for (int i = 0; i < n_out; i++)
         o[i] = out_idx ? out_idx[i] : i;
     if (n_rows > 0)
         memcpy(o + n_out, rows, (size_t)n_rows * sizeof *rows);
+    if (host_rows) {
+        float *dst = (float *)((char *)m->host + align_up(n * 4));
+        for (int r = 0; r < n_rows; r++)
+            memcpy(dst + (size_t)r * H, m->host_lm_head + (size_t)rows[r] * H, H * 4);
+        n = up / 4;
+    }
     CU_RET(cudaMemcpyAsync(m->s.meta, h, n * 4, cudaMemcpyHostToDevice, m->stream));
     return 0;
 }
@@ -315,33 +433,41 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
      * the caller's buffer, chunk by chunk */
     int label_rows = want && b->n_rows > 0;
     size_t down = label_rows ? (size_t)n_out * n_rows * 4 : 0;
-    if (ensure_scratch(m, T, want ? n_out : 0, label_rows ? n_rows : 0, logit_elems, err,
+    const int Tp = graph_tokens(m, T); /* the token count the layers run for */
+    /* label rows stay F32 when the table on the device is BF16: taken from the host model */
+    int host_rows = label_rows && m->w->table_bf16 && (size_t)n_rows * H * 4 <= HOST_ROWS_BYTES;
+    if (ensure_scratch(m, Tp, want ? n_out : 0, label_rows ? n_rows : 0, logit_elems, err,
                        errlen) ||
-        put_inputs(m, b->tokens, b->seq_len, b->n_seq, T, b->n_out >= 0 ? b->out_idx : NULL,
+        put_inputs(m, b->tokens, b->seq_len, b->n_seq, T, Tp, b->n_out >= 0 ? b->out_idx : NULL,
                    want ? n_out : 0, label_rows ? b->rows : NULL, label_rows ? n_rows : 0,
-                   down, err, errlen))
+                   host_rows, down, err, errlen))
         goto sync_fail;
     if (!want) {
-        if (run_layers(m, T, pre, NULL, NULL, 0, err, errlen))
+        if (run_layers_graph(m, Tp, pre, NULL, 0, err, errlen))
             goto sync_fail;
     } else {
         gcu_scratch *s = &m->s;
         cudaStream_t st = m->stream;
         cudaError_t ce;
-        const int32_t *out_idx = s->meta + 2 * (size_t)T, *rows = out_idx + n_out;
-        /* a few output positions: the last layer runs for them only, leaving them in outh */
-        int prune = n_out < T;
-        if (run_layers(m, T, pre, NULL, prune ? out_idx : NULL, prune ? n_out : 0, err,
-                       errlen) ||
-            (!prune && gcu_gather_rows(st, s->h, out_idx, n_out, H, s->outh, err, errlen)) ||
+        const int32_t *out_idx = s->meta + 2 * (size_t)Tp, *rows = out_idx + n_out;
+        /* a few output positions (or padding): the last layer runs for them only, leaving
+         * them in outh */
+        int prune = n_out < Tp;
+        if (run_layers_graph(m, Tp, pre, prune ? out_idx : NULL, prune ? n_out : 0, err,
+                             errlen) ||
+            (!prune && gcu_gather_rows(st, s->h, 0, out_idx, n_out, H, s->outh, err, errlen)) ||
             gcu_rmsnorm(st, s->outh, m->w->final_norm, n_out, H, k->rms_norm_eps, s->outh, 0,
                         err, errlen))
             goto sync_fail;
         if (label_rows) {
-            float *staged = (float *)((char *)m->host + align_up(((size_t)2 * T + n_out + n_rows) * 4));
-            if (gcu_gather_rows(st, m->w->lm_head, rows, n_rows, H, s->roww, err, errlen) ||
-                gemm(m, GC_CUDA_F32, s->roww, s->outh, s->logits, n_out, n_rows, H, err,
-                     errlen) ||
+            size_t up = inputs_bytes((size_t)Tp, (size_t)n_out, (size_t)n_rows, (size_t)H, host_rows);
+            float *staged = (float *)((char *)m->host + up);
+            float *roww = host_rows ? (float *)((char *)s->meta +
+                                                align_up(((size_t)2 * Tp + n_out + n_rows) * 4))
+                                    : s->roww;
+            if ((!host_rows && gcu_gather_rows(st, m->w->lm_head, m->w->table_bf16, rows, n_rows,
+                                               H, s->roww, err, errlen)) ||
+                gemm(m, GC_CUDA_F32, roww, s->outh, s->logits, n_out, n_rows, H, err, errlen) ||
                 (k->final_softcap > 0.0f &&
                  gcu_softcap(st, s->logits, (size_t)n_out * n_rows, k->final_softcap, err,
                              errlen)))
@@ -359,8 +485,13 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
         }
         for (int o = 0; o < n_out; o += chunk) {
             int c = n_out - o < chunk ? n_out - o : chunk;
-            if (gemm(m, GC_CUDA_F32, m->w->lm_head, s->outh + (size_t)o * H, s->logits, c, V, H,
-                     err, errlen) ||
+            /* a BF16 table: the normed rows are rounded to BF16 too (one GEMM input type) */
+            const float *xo = s->outh + (size_t)o * H;
+            if ((m->w->table_bf16 &&
+                 gcu_to_bf16(st, xo, (size_t)c * H, (__nv_bfloat16 *)s->x, err, errlen)) ||
+                gemm(m, m->w->table_bf16 ? GC_CUDA_BF16 : GC_CUDA_F32, m->w->lm_head,
+                     m->w->table_bf16 ? (const void *)s->x : (const void *)xo, s->logits, c, V,
+                     H, err, errlen) ||
                 (k->final_softcap > 0.0f &&
                  gcu_softcap(st, s->logits, (size_t)c * V, k->final_softcap, err, errlen)))
                 goto sync_fail;
@@ -420,7 +551,7 @@ int gcu_prefix_new(gcu_model *m, const int32_t *ids, int n, gcu_prefix **out, ch
     }
     CU_GOTO(cudaMalloc(&p->kv, bytes));
     if (ensure_scratch(m, n, 0, 0, 0, err, errlen) ||
-        put_inputs(m, ids, &one, 1, n, NULL, 0, NULL, 0, 0, err, errlen) ||
+        put_inputs(m, ids, &one, 1, n, n, NULL, 0, NULL, 0, 0, 0, err, errlen) ||
         run_layers(m, n, NULL, p->kv, NULL, 0, err, errlen))
         goto fail;
     CU_GOTO(cudaStreamSynchronize(m->stream));

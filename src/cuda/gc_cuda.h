@@ -23,8 +23,10 @@ extern "C" {
 /* Kernel launch. GCU_EMULATE builds the plugin with g++ against test/cuda_emu, a CPU stand-in
  * for the CUDA runtime and cuBLAS that runs the same kernels (see docs/cuda.md). */
 #ifdef GCU_EMULATE
+/* The arguments are evaluated and copied at the launch, as CUDA does (a captured graph replays
+ * the launch after the launcher's locals are gone). */
 #define GCU_LAUNCH(kernel, grid, block, st, ...)                                          \
-    gcu_emu_launch((grid), (block), (st), [=]() { kernel(__VA_ARGS__); })
+    gcu_emu_launch((grid), (block), (st), [](auto... args_) { kernel(args_...); }, __VA_ARGS__)
 #else
 #define GCU_LAUNCH(kernel, grid, block, st, ...) kernel<<<(grid), (block), 0, (st)>>>(__VA_ARGS__)
 #endif
@@ -85,7 +87,12 @@ typedef struct gcu_weights {
     int refs;
     void *pool; /* one device allocation holding everything below */
     size_t pool_bytes;
-    const float *embed, *final_norm, *lm_head; /* F32; lm_head == embed when tied */
+    /* [vocab][hidden] tables: F32, or BF16 in GC_CUDA_BF16 (table_bf16); lm_head == embed
+     * when tied. Label rows are never read from a BF16 table: the forward uploads their F32
+     * values from the host weights (gcu_model.host_lm_head). */
+    const void *embed, *lm_head;
+    int table_bf16;
+    const float *final_norm;
     gcu_layer layers[GC_MAX_LAYERS];
     struct gcu_weights *next;
 } gcu_weights;
@@ -110,15 +117,34 @@ typedef struct gcu_scratch {
     float *outh, *roww, *logits;
 } gcu_scratch;
 
+/* A captured layer sequence (forward.cu): valid for one padded token count, number of pruned
+ * output rows and prefix, while the scratch pool stays where it is. */
+#define GCU_GRAPHS 8
+typedef struct gcu_graph_key {
+    int T, n_sel, P;
+    const float *pkv;
+} gcu_graph_key;
+typedef struct gcu_graph {
+    gcu_graph_key key;
+    cudaGraphExec_t exec; /* NULL: free slot */
+    unsigned long long used;
+} gcu_graph;
+
 typedef struct gcu_model {
     gcu_weights *w;
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
     gcu_scratch s;
+    const float *host_lm_head; /* the host model's F32 lm_head (mapped while this lives) */
     void *host; /* pinned staging: the forward's inputs, then its label logits */
     size_t host_cap;
     int broken; /* a sticky CUDA error: never launch on this context again */
+    gcu_graph graphs[GCU_GRAPHS];
+    unsigned long long graph_clock;
+    gcu_graph_key seen[GCU_GRAPHS]; /* shapes run once without a graph (a ring) */
+    int seen_n, seen_next;
+    int graphs_off; /* capture failed once: plain launches, no padding, for this context */
 } gcu_model;
 
 typedef struct gcu_prefix {
@@ -131,11 +157,14 @@ int gcu_forward(gcu_model *m, const gcu_prefix *pre, gc_batch *b, char *err, siz
 int gcu_prefix_new(gcu_model *m, const int32_t *ids, int n, gcu_prefix **out, char *err,
                    size_t errlen);
 void gcu_prefix_free(gcu_prefix *p);
+/* Destroys the context's captured graphs (before its scratch pool moves, and at the end). */
+void gcu_graphs_clear(gcu_model *m);
 
 /* ---- kernels (kernels.cu, attention.cu); all launched on `st` ---------------------------- */
 
-int gcu_embed(cudaStream_t st, const float *embed, const int32_t *tok, int T, int H, float scale,
-              float *h, char *err, size_t errlen);
+/* h[t] = embed[tok[t]] * scale; the table is F32, or BF16 when bf16 != 0. */
+int gcu_embed(cudaStream_t st, const void *embed, int bf16, const int32_t *tok, int T, int H,
+              float scale, float *h, char *err, size_t errlen);
 /* out = rms(x) * (1 + w), per row of H; out in F32 or BF16 (bf16 != 0). */
 int gcu_rmsnorm(cudaStream_t st, const float *x, const float *w, int T, int H, float eps,
                 void *out, int bf16, char *err, size_t errlen);
@@ -151,9 +180,9 @@ int gcu_qk_norm_rope(cudaStream_t st, float *qkv, const int32_t *seq_start, int 
 /* act[t][i] = gelu_tanh(gu[t][i]) * gu[t][inter + i]. */
 int gcu_gelu_gate(cudaStream_t st, const float *gu, int T, int inter, void *act, int bf16,
                   char *err, size_t errlen);
-/* dst[r] = src[idx[r]] for rows of H floats. */
-int gcu_gather_rows(cudaStream_t st, const float *src, const int32_t *idx, int n, int H,
-                    float *dst, char *err, size_t errlen);
+/* dst[r] = src[idx[r]] for rows of H values, F32 out; src is F32, or BF16 when src_bf16. */
+int gcu_gather_rows(cudaStream_t st, const void *src, int src_bf16, const int32_t *idx, int n,
+                    int H, float *dst, char *err, size_t errlen);
 int gcu_softcap(cudaStream_t st, float *x, size_t n, float cap, char *err, size_t errlen);
 int gcu_to_bf16(cudaStream_t st, const float *src, size_t n, __nv_bfloat16 *dst, char *err,
                 size_t errlen);

@@ -67,19 +67,27 @@ __device__ float row_rms_inv(const float *x, int H, float eps)
 
 #define ROW_THREADS 256
 
-__global__ void embed_kernel(const float *embed, const int32_t *tok, int H, float scale,
-                             float *h)
+__device__ __forceinline__ float load(const float *p) { return *p; }
+__device__ __forceinline__ float load(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+
+/* The embedding table is F32, or BF16 in GC_CUDA_BF16 (rows converted to F32 here). */
+template <typename E>
+__global__ void embed_kernel(const E *embed, const int32_t *tok, int H, float scale, float *h)
 {
     int t = blockIdx.x;
-    const float *src = embed + (size_t)tok[t] * H;
+    const E *src = embed + (size_t)tok[t] * H;
     for (int i = threadIdx.x; i < H; i += blockDim.x)
-        h[(size_t)t * H + i] = src[i] * scale;
+        h[(size_t)t * H + i] = load(src + i) * scale;
 }
 
-int gcu_embed(cudaStream_t st, const float *embed, const int32_t *tok, int T, int H, float scale,
-              float *h, char *err, size_t errlen)
+int gcu_embed(cudaStream_t st, const void *embed, int bf16, const int32_t *tok, int T, int H,
+              float scale, float *h, char *err, size_t errlen)
 {
-    GCU_LAUNCH(embed_kernel, T, ROW_THREADS, st, embed, tok, H, scale, h);
+    if (bf16)
+        GCU_LAUNCH(embed_kernel, T, ROW_THREADS, st, (const __nv_bfloat16 *)embed, tok, H,
+                   scale, h);
+    else
+        GCU_LAUNCH(embed_kernel, T, ROW_THREADS, st, (const float *)embed, tok, H, scale, h);
     LAUNCH_RET();
     return 0;
 }
@@ -212,19 +220,24 @@ int gcu_gelu_gate(cudaStream_t st, const float *gu, int T, int inter, void *act,
     return 0;
 }
 
-__global__ void gather_rows_kernel(const float *src, const int32_t *idx, int H, float *dst)
+template <typename E>
+__global__ void gather_rows_kernel(const E *src, const int32_t *idx, int H, float *dst)
 {
-    const float *s = src + (size_t)idx[blockIdx.x] * H;
+    const E *s = src + (size_t)idx[blockIdx.x] * H;
     for (int i = threadIdx.x; i < H; i += blockDim.x)
-        dst[(size_t)blockIdx.x * H + i] = s[i];
+        dst[(size_t)blockIdx.x * H + i] = load(s + i);
 }
 
-int gcu_gather_rows(cudaStream_t st, const float *src, const int32_t *idx, int n, int H,
-                    float *dst, char *err, size_t errlen)
+int gcu_gather_rows(cudaStream_t st, const void *src, int src_bf16, const int32_t *idx, int n,
+                    int H, float *dst, char *err, size_t errlen)
 {
     if (n <= 0)
         return 0;
-    GCU_LAUNCH(gather_rows_kernel, n, ROW_THREADS, st, src, idx, H, dst);
+    if (src_bf16)
+        GCU_LAUNCH(gather_rows_kernel, n, ROW_THREADS, st, (const __nv_bfloat16 *)src, idx, H,
+                   dst);
+    else
+        GCU_LAUNCH(gather_rows_kernel, n, ROW_THREADS, st, (const float *)src, idx, H, dst);
     LAUNCH_RET();
     return 0;
 }

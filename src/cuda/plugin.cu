@@ -148,6 +148,7 @@ static void model_free(void *dmodel)
     if (cudaSetDevice(m->device) == cudaSuccess) {
         if (m->stream)
             cudaStreamSynchronize(m->stream);
+        gcu_graphs_clear(m);
         if (m->s.pool)
             cudaFree(m->s.pool);
         if (m->host)
@@ -184,6 +185,7 @@ static void *model_upload(const gc_config *cfg, const gc_weights *w, int device,
         return NULL;
     }
     m->device = device;
+    m->host_lm_head = w->lm_head;
     ce = cudaSetDevice(device);
     if (ce == cudaSuccess && blocking_sync(device, err, errlen))
         goto fail;

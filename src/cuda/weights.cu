@@ -1,9 +1,12 @@
 /* Device copies of a model's weights, uploaded once per process: every context that uploads
  * the same host weights (same mapping) to the same device in the same precision shares one
  * refcounted gcu_weights. Everything lives in a single device allocation, sized up front so the
- * free-memory check happens before any copy. Norm weights, the embedding table, lm_head and
- * RoPE tables stay F32 in every mode; the four projection matrices of each layer are stacked
- * (q|k|v and gate|up, each one GEMM) and stored F32, or BF16 in GC_CUDA_BF16. */
+ * free-memory check happens before any copy. Norm weights and RoPE tables stay F32 in every
+ * mode; the four projection matrices of each layer are stacked (q|k|v and gate|up, each one
+ * GEMM) and stored F32, or BF16 in GC_CUDA_BF16, as are the embedding table and lm_head (the
+ * 262k x 640 table of gemma-3-270m is 671 MB in F32): the embedding gather converts its rows to
+ * F32, and the label rows a classifier scores are taken in F32 from the host model instead
+ * (forward.cu), so only the full-vocabulary logits use the BF16 table. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +81,9 @@ static void layout(gcu_weights *dw, carver *c, float **rope_local, float **rope_
     size_t H = k->hidden_size, V = k->vocab_size, I = k->intermediate_size;
     size_t qd = (size_t)k->n_heads * k->head_dim, kvd = (size_t)k->n_kv_heads * k->head_dim;
     size_t el = dw->precision == GC_CUDA_BF16 ? 2 : 4;
-    dw->embed = (const float *)carve(c, V * H * 4);
-    dw->lm_head = dw->host_lm_head == dw->host_embed ? dw->embed
-                                                     : (const float *)carve(c, V * H * 4);
+    dw->table_bf16 = dw->precision == GC_CUDA_BF16;
+    dw->embed = carve(c, V * H * el);
+    dw->lm_head = dw->host_lm_head == dw->host_embed ? dw->embed : carve(c, V * H * el);
     dw->final_norm = (const float *)carve(c, H * 4);
     *rope_local = (float *)carve(c, (size_t)k->head_dim / 2 * 4);
     *rope_global = (float *)carve(c, (size_t)k->head_dim / 2 * 4);
@@ -100,20 +103,23 @@ static void layout(gcu_weights *dw, carver *c, float **rope_local, float **rope_
     }
 }
 
-/* Copies n floats from the host to dst, converting to BF16 through a device staging buffer
- * when bf16 (staging holds at least n floats). */
-static int put(void *dst, const float *src, size_t n, int bf16, float *staging, cudaStream_t st,
-               char *err, size_t errlen)
+/* Copies n floats from the host to dst, converting to BF16 through a device staging buffer of
+ * staging_n floats when bf16 (in pieces: the embedding table is larger than any layer matrix). */
+static int put(void *dst, const float *src, size_t n, int bf16, float *staging,
+               size_t staging_n, cudaStream_t st, char *err, size_t errlen)
 {
     if (!bf16) {
         CU_RET(cudaMemcpyAsync(dst, src, n * 4, cudaMemcpyHostToDevice, st));
         return 0;
     }
-    CU_RET(cudaMemcpyAsync(staging, src, n * 4, cudaMemcpyHostToDevice, st));
-    if (gcu_to_bf16(st, staging, n, (__nv_bfloat16 *)dst, err, errlen))
-        return -1;
-    /* the staging buffer is reused by the next call: wait for this conversion */
-    CU_RET(cudaStreamSynchronize(st));
+    for (size_t i = 0; i < n; i += staging_n) {
+        size_t k = n - i < staging_n ? n - i : staging_n;
+        CU_RET(cudaMemcpyAsync(staging, src + i, k * 4, cudaMemcpyHostToDevice, st));
+        if (gcu_to_bf16(st, staging, k, (__nv_bfloat16 *)dst + i, err, errlen))
+            return -1;
+        /* the staging buffer is reused by the next piece: wait for this conversion */
+        CU_RET(cudaStreamSynchronize(st));
+    }
     return 0;
 }
 
@@ -152,14 +158,14 @@ static int upload(gcu_weights *dw, const gc_weights *w, char *err, size_t errlen
     if (bf16)
         CU_GOTO(cudaMalloc(&staging, biggest * 4));
 
-#define PUT(dst, src, n, conv)                                                     \
-    do {                                                                           \
-        if (put((void *)(dst), (src), (n), (conv), staging, st, err, errlen))      \
-            goto fail;                                                             \
+#define PUT(dst, src, n, conv)                                                            \
+    do {                                                                                  \
+        if (put((void *)(dst), (src), (n), (conv), staging, biggest, st, err, errlen))    \
+            goto fail;                                                                    \
     } while (0)
-    PUT(dw->embed, w->embed, V * H, 0);
+    PUT(dw->embed, w->embed, V * H, bf16);
     if (dw->lm_head != dw->embed)
-        PUT(dw->lm_head, w->lm_head, V * H, 0);
+        PUT(dw->lm_head, w->lm_head, V * H, bf16);
     PUT(dw->final_norm, w->final_norm, H, 0);
     tables = (float *)malloc((size_t)k->head_dim * sizeof(float));
     if (!tables) {

@@ -11,7 +11,9 @@
  * The threads of a block run in a shuffled order (a new permutation at every barrier round,
  * seeded by GCU_EMU_SEED, default 1), and shared memory is poisoned before every block, so a
  * missing __syncthreads reads a value another thread has not written yet (or NaN) and changes
- * the result. Streams are not modelled (every call completes before it returns).
+ * the result. GCU_EMU_RUNAHEAD=1 runs the lanes a shuffle releases first instead, so that one
+ * warp runs ahead to the next barrier while the others wait (emu.cpp). Streams are not modelled
+ * (every call completes before it returns).
  *
  * Environment: GCU_EMU_DEVICES (default 1) devices; GCU_EMU_FREE_MB (default 8192) what
  * cudaMemGetInfo reports free, to exercise the out-of-memory messages; GCU_EMU_CC (default 90)
@@ -58,9 +60,18 @@ typedef enum cudaError {
     cudaErrorInvalidDevice = 101,
     cudaErrorNoDevice = 100,
     cudaErrorSetOnActiveProcess = 708,
-    cudaErrorIllegalAddress = 700
+    cudaErrorIllegalAddress = 700,
+    cudaErrorNotSupported = 801,
+    cudaErrorStreamCaptureUnsupported = 900
 } cudaError_t;
 typedef struct gcu_emu_stream *cudaStream_t;
+typedef struct gcu_emu_graph *cudaGraph_t;
+typedef struct gcu_emu_graph *cudaGraphExec_t;
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2
+};
 enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
     cudaMemcpyHostToDevice = 1,
@@ -108,11 +119,27 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 
+/* Graphs: a capturing stream records its kernel launches and cuBLAS calls instead of running
+ * them; cudaGraphLaunch replays them in order. A synchronisation or a copy on a capturing
+ * stream fails and invalidates the capture (copies are not recorded: the plugin captures none).
+ * GCU_EMU_NO_GRAPHS=1 makes cudaStreamBeginCapture fail (to test a fallback). */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+/* Records work on s when it is capturing (returns 1), else returns 0. */
+int gcu_emu_record(cudaStream_t s, const std::function<void()> &work);
+
 /* Runs body once per thread of every block (see above). */
 void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body);
-template <typename F> void gcu_emu_launch(dim3 grid, dim3 block, cudaStream_t, F f)
+template <typename F, typename... A>
+void gcu_emu_launch(dim3 grid, dim3 block, cudaStream_t st, F f, A... args)
 {
-    gcu_emu_launch_fn(grid, block, std::function<void()>(f));
+    std::function<void()> body([=]() { f(args...); });
+    if (!gcu_emu_record(st, [=]() { gcu_emu_launch_fn(grid, block, body); }))
+        gcu_emu_launch_fn(grid, block, body);
 }
 
 #endif

@@ -69,6 +69,29 @@ static void rng_reseed(void)
     }
 }
 
+/* GCU_EMU_RUNAHEAD=1: instead of picking a random runnable thread each time, run the lanes a
+ * shuffle has just released first, so one warp runs ahead up to the next __syncthreads while the
+ * others have not moved (a random pick almost never lets a warp pass several shuffles before
+ * every other thread has reached its first one). The threads released by a block barrier, and
+ * the block's initial order, are shuffled. */
+static int runahead_mode(void)
+{
+    const char *v = getenv("GCU_EMU_RUNAHEAD");
+    return v && !strcmp(v, "1");
+}
+
+static unsigned rng_next(unsigned n);
+
+static void shuffle(std::vector<unsigned> &v)
+{
+    for (size_t i = v.size(); i > 1; i--) {
+        unsigned j = rng_next((unsigned)i);
+        unsigned t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
 static unsigned rng_next(unsigned n)
 {
     rng_state ^= rng_state << 13;
@@ -218,6 +241,7 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
         f.started = 0;
     }
     rng_reseed();
+    const int runahead = runahead_mode();
     std::vector<unsigned> runnable;
     runnable.reserve(n);
     for (unsigned bz = 0; bz < grid.z; bz++)
@@ -230,12 +254,15 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
                     fibers[i].state = RUNNABLE;
                     runnable.push_back(i);
                 }
+                if (runahead)
+                    shuffle(runnable);
                 /* one random runnable thread at a time, each up to its next barrier; a warp
                  * released from its shuffle goes on while other warps have not moved yet, as
                  * warps do on the hardware */
                 for (;;) {
                     while (!runnable.empty()) {
-                        unsigned k = rng_next((unsigned)runnable.size());
+                        unsigned k = runahead ? (unsigned)runnable.size() - 1
+                                              : rng_next((unsigned)runnable.size());
                         unsigned i = runnable[k];
                         runnable[k] = runnable.back();
                         runnable.pop_back();
@@ -253,6 +280,8 @@ void gcu_emu_launch_fn(dim3 grid, dim3 block, const std::function<void()> &body)
                         fprintf(stderr, "cuda-emu: deadlock in block (%u,%u,%u)\n", bx, by, bz);
                         abort();
                     }
+                    if (runahead)
+                        shuffle(runnable);
                 }
             }
 }
@@ -278,6 +307,8 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorSetOnActiveProcess: return "cannot set while device is active in this process";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     }
     return "unknown error";
 }
@@ -293,6 +324,8 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorSetOnActiveProcess: return "cudaErrorSetOnActiveProcess";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     }
     return "cudaErrorUnknown";
 }
@@ -365,10 +398,109 @@ cudaError_t cudaFree(void *p)
     return cudaSuccess;
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t)
+struct gcu_emu_stream {
+    std::vector<std::function<void()>> *capture; /* non-NULL while capturing */
+    int invalidated;                            /* something unsupported happened in it */
+};
+
+/* A graph and its executable instance: the recorded work, replayed in order. */
+struct gcu_emu_graph {
+    std::vector<std::function<void()>> work;
+};
+
+/* Exported so that test_cuda_emu can see that graphs were captured and replayed (dlsym). */
+extern "C" __attribute__((visibility("default"))) unsigned long gcu_emu_graph_launches,
+    gcu_emu_graph_captures;
+unsigned long gcu_emu_graph_launches, gcu_emu_graph_captures;
+
+static int capturing(cudaStream_t s) { return s && s->capture; }
+
+/* An operation the emulator does not record on a capturing stream: the capture is invalid. */
+static cudaError_t capture_unsupported(cudaStream_t s)
+{
+    s->invalidated = 1;
+    return last_error = cudaErrorStreamCaptureUnsupported;
+}
+
+int gcu_emu_record(cudaStream_t s, const std::function<void()> &work)
+{
+    if (!capturing(s))
+        return 0;
+    s->capture->push_back(work);
+    return 1;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode)
+{
+    const char *v = getenv("GCU_EMU_NO_GRAPHS");
+    if (sticky)
+        return sticky;
+    if (!s || capturing(s))
+        return cudaErrorInvalidValue;
+    if (v && !strcmp(v, "1"))
+        return cudaErrorNotSupported;
+    s->capture = new std::vector<std::function<void()>>();
+    s->invalidated = 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g)
+{
+    *g = NULL;
+    if (!capturing(s))
+        return cudaErrorInvalidValue;
+    std::vector<std::function<void()>> *w = s->capture;
+    s->capture = NULL;
+    if (s->invalidated || sticky) {
+        delete w;
+        return sticky ? sticky : cudaErrorStreamCaptureUnsupported;
+    }
+    *g = new gcu_emu_graph{*w};
+    delete w;
+    gcu_emu_graph_captures++;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long)
 {
     if (sticky)
         return sticky;
+    if (!g)
+        return cudaErrorInvalidValue;
+    *e = new gcu_emu_graph{g->work};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s)
+{
+    if (sticky)
+        return sticky;
+    if (!e || capturing(s))
+        return cudaErrorInvalidValue;
+    gcu_emu_graph_launches++;
+    for (auto &w : e->work)
+        w();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e)
+{
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t g)
+{
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t s)
+{
+    if (sticky)
+        return sticky;
+    if (capturing(s))
+        return capture_unsupported(s);
     if (n && (!dst || !src))
         return cudaErrorInvalidValue;
     memmove(dst, src, n);
@@ -376,20 +508,18 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind
 }
 
 cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
-                              size_t width, size_t height, cudaMemcpyKind, cudaStream_t)
+                              size_t width, size_t height, cudaMemcpyKind, cudaStream_t s)
 {
     if (sticky)
         return sticky;
+    if (capturing(s))
+        return capture_unsupported(s);
     if (width > dpitch || width > spitch)
         return cudaErrorInvalidValue;
     for (size_t r = 0; r < height; r++)
         memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
     return cudaSuccess;
 }
-
-struct gcu_emu_stream {
-    int unused;
-};
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned)
 {
@@ -425,7 +555,12 @@ cudaError_t cudaDeviceSynchronize(void)
     return sticky ? sticky : last_error;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaDeviceSynchronize(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    if (capturing(s))
+        return capture_unsupported(s);
+    return cudaDeviceSynchronize();
+}
 
 cudaError_t cudaMallocHost(void **p, size_t n)
 {
@@ -446,6 +581,8 @@ cudaError_t cudaFreeHost(void *p)
 
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
+    if (s)
+        delete s->capture;
     free(s);
     return cudaSuccess;
 }
@@ -552,7 +689,13 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
         return CUBLAS_STATUS_NOT_INITIALIZED;
     if (sticky)
         return CUBLAS_STATUS_EXECUTION_FAILED;
-    return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, ldc, 0);
+    const float al = *alpha, be = *beta; /* by value, as cuBLAS reads host scalars at the call */
+    if (gcu_emu_record(h->stream, [=]() {
+            if (!sticky)
+                gemm(ta, tb, m, n, k, al, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, be, C, ldc, 0);
+        }))
+        return CUBLAS_STATUS_SUCCESS;
+    return gemm(ta, tb, m, n, k, al, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, be, C, ldc, 0);
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
@@ -570,6 +713,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         (compute == CUBLAS_COMPUTE_32F_FAST_TF32 && at != CUDA_R_32F) ||
         (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32))
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    return gemm(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb,
-                *(const float *)beta, (float *)C, ldc, compute == CUBLAS_COMPUTE_32F_FAST_TF32);
+    const float al = *(const float *)alpha, be = *(const float *)beta;
+    const int tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32;
+    if (gcu_emu_record(h->stream, [=]() {
+            if (!sticky)
+                gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, (float *)C, ldc, tf32);
+        }))
+        return CUBLAS_STATUS_SUCCESS;
+    return gemm(ta, tb, m, n, k, al, A, at, lda, B, bt, ldb, be, (float *)C, ldc, tf32);
 }

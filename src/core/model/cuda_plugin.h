@@ -55,7 +55,9 @@ typedef struct gc_cuda_api {
      * device in the same precision share them, refcounted). precision: gc_cuda_precision.
      * The process's CUDA context on that device waits with blocking synchronisation (a waiting
      * process sleeps instead of spinning a core). Returns NULL with err set (e.g. not enough
-     * GPU memory, a device that fails device_check). */
+     * GPU memory, a device that fails device_check). The host weights w must stay valid
+     * while the dmodel lives: in GC_CUDA_BF16 the forward reads label rows of w->lm_head in
+     * F32 from them (the device table is BF16). */
     void *(*model_upload)(const gc_config *cfg, const gc_weights *w, int device, int precision,
                           char *err, size_t errlen);
     void (*model_free)(void *dmodel);
