@@ -8,6 +8,7 @@
 # `make install`, so run it as root and when nothing else uses PostgreSQL 15). Prints every
 # prefill line and a median per revision, then each revision's PostgreSQL numbers.
 # NEW_REV defaults to HEAD. Needs the repository's .venv (the random checkpoint generator).
+# BENCH_PARTS (default "prefill pg"): which of the two to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,6 +16,7 @@ OLD=$(git rev-parse --short "${1:?usage: bench/bench_before_after.sh OLD_REV [NE
 NEW=$(git rev-parse --short "${2:-HEAD}")
 ROUNDS=${3:-3}
 TMP=$(mktemp -d /tmp/gemmaclf-before-after-XXXXXX)
+chmod 755 "$TMP"   # the server (user postgres) reads the models in the worktrees
 cleanup() {
     git worktree remove --force "$TMP/old" >/dev/null 2>&1 || true
     git worktree remove --force "$TMP/new" >/dev/null 2>&1 || true
@@ -33,6 +35,8 @@ echo "new: $NEW ($(git log -1 --format=%s "$NEW" | cut -c1-70))"
 echo "machine: $(nproc) cores, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # every line is printed; the medians are of the batch-64 line's tokens/s
+PARTS=${BENCH_PARTS:-prefill pg}
+case " $PARTS " in *" prefill "*) ;; *) ROUNDS=0 ;; esac
 for i in $(seq "$ROUNDS"); do
     for side in old new; do
         out=$(cd "$TMP/$side" && sh bench/bench_prefill.sh /tmp/gc-bench-270m 2 34 3 2>&1 | grep -v '^machine:')
@@ -41,10 +45,12 @@ for i in $(seq "$ROUNDS"); do
     done
 done
 for side in old new; do
+    [ "$ROUNDS" -gt 0 ] || break
     echo "prefill $side: median $(sort -n "$TMP/$side.tps" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}') tokens/s at batch 64 over $ROUNDS runs"
 done
 echo "load average after prefill: $(cut -d' ' -f1-3 /proc/loadavg)"
 for side in old new; do
+    case " $PARTS " in *" pg "*) ;; *) break ;; esac
     echo "=============== bench/bench_pg.sh, $side"
     (cd "$TMP/$side" && GC_SHARED="$TMP/shared" sh bench/bench_pg.sh 2>&1)
 done
