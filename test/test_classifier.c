@@ -404,7 +404,7 @@ static void test_model_info(const gc_classifier *c)
     want[strcspn(want, "\n")] = '\0';
     const cJSON *fp = cJSON_GetObjectItemCaseSensitive(j, "fingerprint");
     CHECK(cJSON_IsString(fp) && strlen(want) == 64 && !strcmp(fp->valuestring, want) &&
-              !strcmp(gc_classifier_fingerprint(c), want),
+              !strcmp(gc_classifier_fingerprint(c, &e), want),
           "fingerprint %s, sha256sum says %s", cJSON_IsString(fp) ? fp->valuestring : "?", want);
     cJSON_Delete(j);
     free(txt);

@@ -51,8 +51,9 @@ Datum gemmaclf_model_info(PG_FUNCTION_ARGS)
     serves = gcpg_inference_serves(m);
     gcpg_release(m);
     if (!json)
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-                        errmsg("could not describe the gemmaclf model: %s", e.msg)));
+        ereport(ERROR, (errcode(gcpg_sqlstate(e.code)),
+                        errmsg("could not describe the gemmaclf model: %s", e.msg),
+                        gcpg_status_hint(e.code)));
     /* the core's malloc'd text becomes palloc'd before anything below can throw */
     copy = pstrdup(json);
     free(json);

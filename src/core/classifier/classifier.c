@@ -28,7 +28,8 @@ struct gc_classifier {
     int32_t stop[16];
     int n_stop;
     double load_ms;
-    char fingerprint[65]; /* sha256 over the model's files (classifier/fingerprint.h) */
+    char fingerprint[65]; /* sha256 over the model's files (classifier/fingerprint.h), */
+    int fingerprint_done; /* computed on first request: it reads every weight byte again */
     gc_file_watch files; /* tokenizer and label files (the model watches its own) */
 };
 
@@ -141,8 +142,6 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
         st = encode_labels(c, e);
     if (!st)
         st = gc_prompt_frame_find(c->tok, c->cfg.prompt_prefix, &c->frame, e);
-    if (!st)
-        st = fingerprint(c, e);
     if (st) {
         gc_classifier_free(c);
         return st;
@@ -195,7 +194,20 @@ const gc_model *gc_classifier_model(const gc_classifier *c) { return c->model; }
 const gc_tokenizer *gc_classifier_tokenizer(const gc_classifier *c) { return c->tok; }
 const char *gc_classifier_dir(const gc_classifier *c) { return c->dir; }
 double gc_classifier_load_ms(const gc_classifier *c) { return c->load_ms; }
-const char *gc_classifier_fingerprint(const gc_classifier *c) { return c->fingerprint; }
+/* Hashing reads every weight byte (a second or more for a 1 GB model), so it is done when first
+ * asked for (gemmaclf_model_info(), `gemmaclf info`), not at each load: a backend that only
+ * classifies never pays it. c is never a const object (gc_classifier_open allocates it). */
+const char *gc_classifier_fingerprint(const gc_classifier *c, gc_err *e)
+{
+    gc_classifier *m = (gc_classifier *)c;
+
+    if (!m->fingerprint_done) {
+        if (fingerprint(m, e) != GC_OK)
+            return NULL;
+        m->fingerprint_done = 1;
+    }
+    return m->fingerprint;
+}
 int gc_classifier_first_token_scoring(const gc_classifier *c) { return c->first_token; }
 int gc_classifier_shared_prefix_len(const gc_classifier *c) { return (int)c->frame.head.n; }
 

@@ -55,8 +55,9 @@ const gc_model *gc_classifier_model(const gc_classifier *c);
 const gc_tokenizer *gc_classifier_tokenizer(const gc_classifier *c);
 const char *gc_classifier_dir(const gc_classifier *c);
 double gc_classifier_load_ms(const gc_classifier *c); /* wall time of gc_classifier_open */
-/* sha256 over the model's files at load (64 hex digits; classifier/fingerprint.h) */
-const char *gc_classifier_fingerprint(const gc_classifier *c);
+/* sha256 over the model's files (64 hex digits; classifier/fingerprint.h), computed on the
+ * first call and kept; NULL with e set when a file cannot be read. Not thread-safe. */
+const char *gc_classifier_fingerprint(const gc_classifier *c, gc_err *e);
 int gc_classifier_first_token_scoring(const gc_classifier *c); /* 1: one pass, first tokens */
 int gc_classifier_shared_prefix_len(const gc_classifier *c);  /* ids cached per session */
 /* Token ids scored for label i: its plain encoding (+ <end_of_turn> in sequence scoring). */

@@ -6,7 +6,7 @@
 
 static const char *device_name(gc_device d) { return d == GC_DEVICE_CUDA ? "cuda" : "cpu"; }
 
-static void add_model_facts(cJSON *j, const gc_classifier *c)
+static void add_model_facts(cJSON *j, const gc_classifier *c, const char *fp)
 {
     const gc_model *m = gc_classifier_model(c);
     const gc_config *cfg = gc_model_config(m);
@@ -19,7 +19,7 @@ static void add_model_facts(cJSON *j, const gc_classifier *c)
     cJSON_AddNumberToObject(j, "vocab_size", cfg->vocab_size);
     cJSON_AddNumberToObject(j, "tokenizer_vocab_size",
                             gc_tokenizer_vocab_size(gc_classifier_tokenizer(c)));
-    cJSON_AddStringToObject(j, "fingerprint", gc_classifier_fingerprint(c));
+    cJSON_AddStringToObject(j, "fingerprint", fp);
 }
 
 static void add_labels(cJSON *j, const gc_classifier *c)
@@ -55,12 +55,15 @@ static void add_runtime(cJSON *j, const gc_classifier *c, const gc_model_info_ru
 char *gc_model_info_json(const gc_classifier *c, const gc_model_info_runtime *rt, int compact,
                          gc_err *e)
 {
+    const char *fp = gc_classifier_fingerprint(c, e);
+    if (!fp)
+        return NULL;
     cJSON *j = cJSON_CreateObject();
     char *out = NULL;
     if (j) {
         cJSON_AddStringToObject(j, "model_path",
                                 rt->model_path ? rt->model_path : gc_classifier_dir(c));
-        add_model_facts(j, c);
+        add_model_facts(j, c, fp);
         add_labels(j, c);
         add_runtime(j, c, rt);
         /* cJSON leaves out what it could not allocate; print only a complete object. */
