@@ -91,6 +91,35 @@ def read_classify(path):
     return out
 
 
+def classifier_prompt(text):
+    """The chat prompt the classifier builds around a comment (src/core/classifier/prompt.c)."""
+    return ("<bos><start_of_turn>user\nclassify the following comment into Hate, Extreme "
+            "Hate or Not Hate: " + text.strip() + "<end_of_turn>\n<start_of_turn>model\n")
+
+
+def write_prompt_ids(tok, texts, path):
+    """Writes the prompts of texts as token ids (one JSON array per line) and returns what
+    bench_forward and gemmaclf logits take with them: the ids all prompts share (each keeps at
+    least one of its own) and the first tokens of the three labels. bench/gen_prompts.py and
+    the GPU check both use it."""
+    ids = [tok.encode(classifier_prompt(t), add_special_tokens=False).ids for t in texts]
+    with open(path, "w") as f:
+        for x in ids:
+            f.write(json.dumps(x) + "\n")
+    lcp = len(ids[0])
+    for x in ids[1:]:
+        n = 0
+        while n < min(lcp, len(x)) and x[n] == ids[0][n]:
+            n += 1
+        lcp = n
+    lcp = min(lcp, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
+    rows = [tok.encode(lab, add_special_tokens=False).ids[0]
+            for lab in ("Not Hate", "Hate", "Extreme Hate")]
+    mean = sum(len(x) for x in ids) / len(ids)
+    return {"prefix": lcp, "rows": ",".join(map(str, rows)), "n": len(ids),
+            "mean_tokens": round(mean, 1)}
+
+
 def cmd_prompts(shared, outdir, *opts):
     """Token ids for the GPU check, so that the GPU machine needs no tokenizer."""
     from safetensors.numpy import load_file
@@ -107,42 +136,20 @@ def cmd_prompts(shared, outdir, *opts):
             for s in seqs:
                 f.write(json.dumps([int(x) for x in t[s + ".ids"].reshape(-1)]) + "\n")
 
-    def prompt(text):
-        return ("<bos><start_of_turn>user\nclassify the following comment into Hate, Extreme "
-                "Hate or Not Hate: " + text.strip() + "<end_of_turn>\n<start_of_turn>model\n")
-
-    def write(tok, texts, path):
-        ids = [tok.encode(prompt(t), add_special_tokens=False).ids for t in texts]
-        with open(path, "w") as f:
-            for x in ids:
-                f.write(json.dumps(x) + "\n")
-        lcp = len(ids[0])
-        for x in ids[1:]:
-            n = 0
-            while n < min(lcp, len(x)) and x[n] == ids[0][n]:
-                n += 1
-            lcp = n
-        lcp = min(lcp, min(len(x) for x in ids) - 1)  # every prompt keeps >= 1 own token
-        rows = [tok.encode(lab, add_special_tokens=False).ids[0]
-                for lab in ("Not Hate", "Hate", "Extreme Hate")]
-        mean = sum(len(x) for x in ids) / len(ids)
-        return {"prefix": lcp, "rows": ",".join(map(str, rows)), "n": len(ids),
-                "mean_tokens": round(mean, 1)}
-
     meta = {}
     # the trained classifier on the distinct dev comments it was evaluated on by transformers
     cls = os.path.join(ref, "hf-trained-classifier")
     with open(os.path.join(cls, "hf_predictions_dev.json")) as f:
         preds = json.load(f)["predictions"]
     tok = Tokenizer.from_file(os.path.join(cls, "tokenizer.json"))
-    meta["classifier"] = write(tok, [p["text"] for p in preds],
-                               os.path.join(outdir, "classifier_prompts.jsonl"))
+    meta["classifier"] = write_prompt_ids(tok, [p["text"] for p in preds],
+                                          os.path.join(outdir, "classifier_prompts.jsonl"))
     # the 270m-shaped benchmark: every dev comment with the real Gemma 3 tokenizer
     if "--no-bench" not in opts:
         with open(os.path.join(shared, "data", "indo-hatespeech", "dev.jsonl")) as f:
             texts = [json.loads(line)["text"] for line in f if line.strip()]
         tok = Tokenizer.from_file(os.path.join(ref, "gemma3-tokenizer", "tokenizer.json"))
-        meta["bench"] = write(tok, texts, os.path.join(outdir, "bench_prompts.jsonl"))
+        meta["bench"] = write_prompt_ids(tok, texts, os.path.join(outdir, "bench_prompts.jsonl"))
     with open(os.path.join(outdir, "prompts.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(json.dumps(meta))

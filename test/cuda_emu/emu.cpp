@@ -380,17 +380,20 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
     return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void **p, size_t n)
+/* Device and pinned host memory alike: fresh memory is poisoned so that reading what was never
+ * written shows up as NaN. */
+static cudaError_t poisoned_alloc(void **p, size_t n)
 {
     if (sticky)
         return sticky;
-    /* poison fresh memory so that reading what was never written shows up as NaN */
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (!*p)
         return cudaErrorMemoryAllocation;
     memset(*p, 0xff, n);
     return cudaSuccess;
 }
+
+cudaError_t cudaMalloc(void **p, size_t n) { return poisoned_alloc(p, n); }
 
 cudaError_t cudaFree(void *p)
 {
@@ -562,22 +565,9 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
     return cudaDeviceSynchronize();
 }
 
-cudaError_t cudaMallocHost(void **p, size_t n)
-{
-    if (sticky)
-        return sticky;
-    *p = aligned_alloc(256, (n + 255) / 256 * 256);
-    if (!*p)
-        return cudaErrorMemoryAllocation;
-    memset(*p, 0xff, n);
-    return cudaSuccess;
-}
+cudaError_t cudaMallocHost(void **p, size_t n) { return poisoned_alloc(p, n); }
 
-cudaError_t cudaFreeHost(void *p)
-{
-    free(p);
-    return cudaSuccess;
-}
+cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
 
 cudaError_t cudaStreamDestroy(cudaStream_t s)
 {

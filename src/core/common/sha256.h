@@ -1,6 +1,7 @@
 /* SHA-256 for the model's content fingerprint, through OpenSSL's libcrypto (EVP): the
- * fingerprint hashes every weight byte at each load, and libcrypto's SHA-extension code is
- * several times faster than portable C (and is code we need not keep ourselves). */
+ * fingerprint hashes every weight byte, and libcrypto's SHA-extension code ran ~6x faster than
+ * the portable C it replaced (1.3 GB/s vs 215 MB/s here; docs/scale-out.md), and is code we
+ * need not keep ourselves. */
 #ifndef GC_SHA256_H
 #define GC_SHA256_H
 
