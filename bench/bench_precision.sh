@@ -10,11 +10,14 @@
 # Work files in $BENCH_DIR (default /tmp/gc-bench-precision; the 270m checkpoint is ~1.1 GB).
 # OpenBLAS picks its f32 kernels by CPU model; set OPENBLAS_CORETYPE when it does not know the
 # CPU (the JSON lines show its choice as blas_core). HF_THREADS: the thread counts transformers
-# runs at (default "1 2"; empty: none).
+# runs at (default "1 2"; empty: none). BENCH_ROUNDS (default 3): gemmaclf's three precisions run
+# that many times, one after another in each round, so that a busy or noisy machine slows them
+# alike; the tables show the median prompts/s and the median of the rounds' ratios to f32.
 set -e
 cd "$(dirname "$0")/.."
 LIMIT_270M=${1:-128}
 LIMIT_SMALL=${2:-512}
+ROUNDS=${BENCH_ROUNDS:-3}
 W=${BENCH_DIR:-/tmp/gc-bench-precision}
 SHARED=${GC_SHARED:-../shared}
 PY=${PYTHON:-.venv/bin/python}
@@ -51,11 +54,13 @@ for m in g270m small; do
                     sed "s/^{/{\"model\": \"$m\", \"threads\": $t, /" |
                     tee -a "$OUT"
             fi
-            for p in f32 bf16 int8; do
-                "$BENCH" "$dir" --ids "$W/${m}_ids.jsonl" --rows "$rows" --prefix "$prefix" \
-                    --batch $b --threads $t --device cpu --precision $p | tail -1 |
-                    sed "s/^{/{\"model\": \"$m\", \"threads\": $t, \"engine\": \"gemmaclf\", \"requested\": \"$p\", /" |
-                    tee -a "$OUT"
+            for round in $(seq 1 "$ROUNDS"); do
+                for p in f32 bf16 int8; do
+                    "$BENCH" "$dir" --ids "$W/${m}_ids.jsonl" --rows "$rows" --prefix "$prefix" \
+                        --batch $b --threads $t --device cpu --precision $p | tail -1 |
+                        sed "s/^{/{\"model\": \"$m\", \"threads\": $t, \"engine\": \"gemmaclf\", \"round\": $round, \"requested\": \"$p\", /" |
+                        tee -a "$OUT"
+                done
             done
         done
     done
@@ -63,7 +68,8 @@ done
 
 echo
 "$PY" - "$OUT" <<'EOF'
-import json, sys
+import json, statistics, sys
+# (model, threads, batch) -> name -> round -> (prompts/s, mark); transformers runs once (round 0)
 rows, cpu = {}, {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -71,29 +77,34 @@ for line in open(sys.argv[1]):
     name = "transformers f32" if r["engine"] == "transformers" else "gemmaclf " + r["requested"]
     # a precision the CPU lacks ran as f32: marked with *
     mark = "*" if r["engine"] == "gemmaclf" and r["requested"] != r["precision"] else ""
-    rows.setdefault(key, {})[name] = (r["prompts_per_s"], mark)
+    rnd = r.get("round", 0)
+    rows.setdefault(key, {}).setdefault(name, {})[rnd] = (r["prompts_per_s"], mark)
     if r.get("cpu_seconds"):
-        cpu.setdefault(key, {})[name] = (r["prompts"] / r["cpu_seconds"], mark)
+        cpu.setdefault(key, {}).setdefault(name, {})[rnd] = (r["prompts"] / r["cpu_seconds"], mark)
+
+
+def cell(runs, f32_runs):
+    """median prompts/s, and the median over rounds of the ratio to f32 in the same round"""
+    pps = statistics.median(v[0] for v in runs.values())
+    mark = next(iter(runs.values()))[1]
+    if not f32_runs:
+        return f"{pps:>10.1f}{mark:1}{'':>9}"
+    same = [runs[k][0] / f32_runs[k][0] for k in runs if k in f32_runs]
+    ratio = statistics.median(same) if same else pps / statistics.median(v[0] for v in f32_runs.values())
+    return f"{pps:>10.1f}{mark:1}{f' ({ratio:.2f}x)':>9}"
 
 
 def table(title, data, cols):
     print(title)
     print(f"{'model':7} {'thr':>3} {'batch':>5}  " + "  ".join(f"{c:>20}" for c in cols))
     for key, v in data.items():
-        f32 = v.get("gemmaclf f32", (0, ""))[0]
-        cells = []
-        for c in cols:
-            if c not in v:
-                cells.append(f"{'-':>20}")
-            else:
-                pps, mark = v[c]
-                x = f" ({pps / f32:.2f}x)" if f32 else ""
-                cells.append(f"{pps:>10.1f}{mark:1}{x:>9}")
+        f32 = v.get("gemmaclf f32", {})
+        cells = [cell(v[c], f32) if c in v else f"{'-':>20}" for c in cols]
         print(f"{key[0]:7} {key[1]:>3} {key[2]:>5}  " + "  ".join(cells))
 
 
 g = ["gemmaclf f32", "gemmaclf bf16", "gemmaclf int8"]
-table("== prompts/s, wall clock (x: against gemmaclf f32 of the same row; *: the CPU lacks it, "
+table(f"== prompts/s, wall clock, median of the rounds (x: median ratio to gemmaclf f32 in the same round; *: the CPU lacks it, "
       "ran f32)", rows, ["transformers f32"] + g)
 table("== prompts per CPU-second of the process (what the work costs on a shared machine; "
       "with 2 threads both threads' time counts)", cpu, g)

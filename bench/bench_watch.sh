@@ -7,7 +7,7 @@
 #      workers label meanwhile, on the same cores);
 #   2. rows/s labelling a backlog of the 2,097 dev comments: gemmaclf.workers background
 #      workers (from gemmaclf_watch() until no row waits) next to classify_hate(text[]) over
-#      the same comments in one backend, alternately, BENCH_RUNS (3) times each: wall rows/s
+#      the same comments in one backend, alternately, BENCH_RUNS (5) times each: wall rows/s
 #      and rows per CPU-second of the working processes (the fair measure on a shared machine),
 #      and the medians;
 #   3. the time from INSERT to label (p50, p99) under a steady stream of BENCH_RATE single-row
@@ -16,7 +16,7 @@
 #
 #   bench/bench_watch.sh [MODEL_DIR]     (default: the bundled model, installed by make install)
 # Env: PG_CONFIG (default pg_config), GC_BENCH_PORT (default 55411), BENCH_WORKERS (1),
-#      BENCH_CLIENTS (8), BENCH_INSERTS (1000), BENCH_RUNS (3), BENCH_RATE (50),
+#      BENCH_CLIENTS (8), BENCH_INSERTS (1000), BENCH_RUNS (5), BENCH_RATE (50),
 #      BENCH_SECONDS (30).
 # Builds and installs first (for PostgreSQL 15 hold /tmp/gemmaclf-pg15.lock on a shared
 # machine). fsync = off: the numbers are the CPU's, not the disk's. gemmaclf.threads = 1.
@@ -124,7 +124,7 @@ report() { # LABEL MS CPU_MS FILE: prints a line; appends "wall_rows_per_s cpu_r
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 q -c "CREATE TABLE backlog AS SELECT id, body, NULL::text AS label FROM dev" >/dev/null
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 for run in $(seq 1 "$RUNS"); do
     cat >"$dir/array.sql" <<SQL
 SELECT pg_backend_pid() AS bpid \gset
@@ -150,9 +150,14 @@ SQL
 done
 aw=$(cut -d' ' -f1 "$dir/array" | median); ac=$(cut -d' ' -f2 "$dir/array" | median)
 ww=$(cut -d' ' -f1 "$dir/workers" | median); wc_=$(cut -d' ' -f2 "$dir/workers" | median)
-awk -v aw="$aw" -v ac="$ac" -v ww="$ww" -v wc="$wc_" -v r="$RUNS" 'BEGIN {
+# the ratio of each run's pair (same minute, same machine state): their median is the figure
+# least moved by a noisy machine
+pair=$(paste -d' ' "$dir/workers" "$dir/array" | awk '{ print 100 * $2 / $4 }' | median)
+pairs=$(paste -d' ' "$dir/workers" "$dir/array" | awk '{ printf "%s%.0f %%", (NR > 1 ? ", " : ""), 100 * $2 / $4 }')
+awk -v aw="$aw" -v ac="$ac" -v ww="$ww" -v wc="$wc_" -v r="$RUNS" -v pair="$pair" -v pairs="$pairs" 'BEGIN {
     printf "  median of %d: classify_hate(text[]) %.1f rows/s wall, %.1f per CPU-second; workers %.1f rows/s wall, %.1f per CPU-second\n", r, aw, ac, ww, wc
-    printf "  workers / classify_hate(text[]): %.0f %% per CPU-second, %.0f %% wall\n", 100 * wc / ac, 100 * ww / aw }'
+    printf "  workers / classify_hate(text[]): %.0f %% per CPU-second, %.0f %% wall (medians)\n", 100 * wc / ac, 100 * ww / aw
+    printf "  per run, workers / classify_hate(text[]) per CPU-second: %s; median %.0f %%\n", pairs, pair }'
 
 # ---- 3. INSERT -> label under a steady stream ----
 echo
