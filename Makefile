@@ -31,6 +31,8 @@ OPT_FLAGS ?= -O3
 USE_DNNL ?= $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.h),1,0)
 ifeq ($(USE_DNNL),1)
 DNNL_LIBS  := -ldnnl -lgomp
+# its passes over the activations run on the same OpenMP threads as oneDNN's products
+$(BUILD)/core/model/lowp_matmul.o: GC_CFLAGS += -fopenmp
 else
 DNNL_DEFS  := -DGC_NO_DNNL
 endif

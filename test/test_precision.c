@@ -320,11 +320,11 @@ static void test_cache(void)
 /* ---- forward pass and classification ------------------------------------------------------ */
 
 /* Last-position logits of one prompt over the whole vocabulary. */
-static gc_status logits_of(const gc_model *m, gc_precision p, const int32_t *ids, int n,
-                           float *out, gc_precision *ran, gc_err *e)
+static gc_status logits_threads(const gc_model *m, gc_precision p, int threads, const int32_t *ids,
+                                int n, float *out, gc_precision *ran, gc_err *e)
 {
     gc_ctx *c = NULL;
-    gc_ctx_opts o = {.threads = 1, .device = GC_DEVICE_CPU, .precision = p};
+    gc_ctx_opts o = {.threads = threads, .device = GC_DEVICE_CPU, .precision = p};
     gc_status st = gc_ctx_new(m, &o, &c, e);
     if (st)
         return st;
@@ -335,6 +335,41 @@ static gc_status logits_of(const gc_model *m, gc_precision p, const int32_t *ids
     st = gc_forward(c, NULL, &b, e);
     gc_ctx_free(c);
     return st;
+}
+
+static gc_status logits_of(const gc_model *m, gc_precision p, const int32_t *ids, int n,
+                           float *out, gc_precision *ran, gc_err *e)
+{
+    return logits_threads(m, p, 1, ids, n, out, ran, e);
+}
+
+/* With 2 threads a prompt of 300 tokens takes the threaded path (products of >= 256 rows run
+ * on oneDNN's OpenMP threads, and so do the conversions, dequantization and GELU around them):
+ * every value is computed by one thread either way, so the logits equal those of 1 thread. */
+static void test_threads(void)
+{
+    gc_model *m = NULL;
+    gc_err e = {0};
+    CHECK(gc_model_load(SMALL, NULL, &m, &e) == GC_OK, "%s", e.msg);
+    if (!m)
+        return;
+    const int V = gc_model_config(m)->vocab_size, n = 300;
+    int32_t ids[300];
+    for (int i = 0; i < n; i++)
+        ids[i] = (int32_t)((i * 7919 + 13) % V);
+    ids[0] = 2;
+    float *one = malloc((size_t)V * sizeof *one), *two = malloc((size_t)V * sizeof *two);
+    for (int pi = 0; pi < 2; pi++) {
+        gc_precision p = pi ? GC_PRECISION_INT8 : GC_PRECISION_BF16, ran1, ran2;
+        CHECK(logits_threads(m, p, 1, ids, n, one, &ran1, &e) == GC_OK, "%s", e.msg);
+        CHECK(logits_threads(m, p, 2, ids, n, two, &ran2, &e) == GC_OK, "%s", e.msg);
+        CHECK(ran1 == ran2 && !memcmp(one, two, (size_t)V * sizeof *one),
+              "%s, %d tokens: 2 threads give the logits of 1 thread bit for bit (ran %s)",
+              gc_precision_name(p), n, gc_precision_name(ran2));
+    }
+    free(one);
+    free(two);
+    gc_model_free(m);
 }
 
 static void test_logits(void)
@@ -537,6 +572,7 @@ int main(void)
     test_features();
     test_cache();
     test_logits();
+    test_threads();
     const char *nenv = getenv("GC_PRECISION_N");
     texts t = read_dev(nenv ? atoi(nenv) : 400);
     CHECK(t.n >= (nenv && atoi(nenv) > 0 ? atoi(nenv) : 400) || (nenv && atoi(nenv) == 0 && t.n > 2000),

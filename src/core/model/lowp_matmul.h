@@ -25,4 +25,8 @@ void gc_lowp_engine_free(gc_lowp_engine *g);
 gc_status gc_lowp_matmul(gc_lowp_engine *g, float *y, const float *x, const gc_lowp_matrix *w,
                          int M, gc_err *e);
 
+/* gc_gelu_tanh_mul over rows x cols values, on the engine's threads where the products use them
+ * (the same results: each value is computed alone). */
+void gc_lowp_gelu_tanh_mul(gc_lowp_engine *g, float *gate, const float *up, int rows, int cols);
+
 #endif
