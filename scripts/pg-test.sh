@@ -11,6 +11,8 @@
 #   7. the inference worker (test/pg_inference.sh, with gemmaclf.inference_worker = on)
 #   7b. gemmaclf.precision on a server whose CPU lacks bf16/int8 (GEMMACLF_CPU_FEATURES=none in its
 #      environment): a WARNING, then f32 (test/pg_precision_fallback.sh)
+#   7c. OpenBLAS' generic kernels (OPENBLAS_CORETYPE=Prescott in its environment): named by
+#      gemmaclf_model_info(), and a LOG at start with the setting to use (test/pg_blas_core.sh)
 #   8. the agreement test (test/sql/agreement.sql): labels vs transformers on the dev set
 #   9. the fuzz suite of the SQL path (test/pg_fuzz.sh: hostile model directories, texts, settings)
 #  10. background labelling (test/pg_watch.sh, in a cluster of its own: see watch_suite)
@@ -60,6 +62,8 @@ suites() {
         "$PRELOAD gemmaclf.inference_worker=on gemmaclf.device=cpu" bash test/pg_inference.sh
     GEMMACLF_CPU_FEATURES=none check "gemmaclf.precision on a CPU without bf16/int8 (simulated)" \
         "" sh test/pg_precision_fallback.sh
+    OPENBLAS_CORETYPE=Prescott check "OpenBLAS' generic kernels named (model info, a LOG at start)" \
+        "$PRELOAD" sh test/pg_blas_core.sh
     check "agreement with transformers (dev set)" "" \
         psql -X -q -v ON_ERROR_STOP=1 -f test/sql/agreement.sql
     # ---- issue 10 (rel-core): fuzz suite of the PostgreSQL path ----

@@ -13,6 +13,7 @@
 
 #include "classifier/classifier.h"
 #include "classifier/model_info.h"
+#include "model/blas_core.h"
 #include "classifier/prompt.h"
 #include "gc_test.h"
 #include "common/utf8.h"
@@ -359,6 +360,45 @@ static void test_cli(void)
     CHECK(j && cJSON_GetObjectItem(j, "parameters") &&
           cJSON_GetObjectItem(j, "parameters")->valuedouble == 6757376, "info: %s", all);
     cJSON_Delete(j);
+    /* blas_core: the kernels OpenBLAS chose, which only the process's environment changes */
+    const char *cores[] = {"Prescott", "Haswell"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=%s %s info %s", cores[k], bin, abs);
+        f = popen(cmd, "r");
+        all[0] = '\0';
+        while (f && fgets(line, sizeof line, f))
+            strncat(all, line, sizeof all - strlen(all) - 1);
+        CHECK(f && pclose(f) == 0, "info with OPENBLAS_CORETYPE=%s exit", cores[k]);
+        j = cJSON_Parse(all);
+        const cJSON *bc = cJSON_GetObjectItemCaseSensitive(j, "blas_core");
+        CHECK(cJSON_IsString(bc) && !strcmp(bc->valuestring, cores[k]), "blas_core %s: %s",
+              cores[k], all);
+        cJSON_Delete(j);
+    }
+}
+
+/* When to tell the user that OpenBLAS runs older kernels than the CPU could (blas_core.h). */
+static void test_blas_core_rule(void)
+{
+    struct {
+        const char *core;
+        int avx2, avx512;
+        const char *want;
+    } cases[] = {
+        {"Prescott", 1, 1, "SkylakeX"}, /* Debian 12's OpenBLAS on an Emerald Rapids Xeon */
+        {"Prescott", 1, 0, "Haswell"},  {"Sandybridge", 1, 0, "Haswell"},
+        {"Prescott", 0, 0, NULL},       /* an old CPU: the fallback is its best */
+        {"Haswell", 1, 1, NULL},        /* AVX2 kernels on an AVX-512 CPU: OpenBLAS' choice */
+        {"Zen", 1, 0, NULL},            {"SkylakeX", 1, 1, NULL},
+        {"Cooperlake", 1, 1, NULL},     {"SapphireRapids", 1, 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = gc_blas_core_better_for(cases[i].core, cases[i].avx2, cases[i].avx512);
+        CHECK(cases[i].want ? got && !strcmp(got, cases[i].want) : got == NULL,
+              "core %s, avx2 %d, avx512 %d: %s", cases[i].core, cases[i].avx2, cases[i].avx512,
+              got ? got : "(none)");
+    }
+    CHECK(strlen(gc_blas_core()) > 0, "this process' core is named: %s", gc_blas_core());
 }
 
 /* One key set for SQL and CLI: the union of what both printed before. */
@@ -368,7 +408,7 @@ static void test_model_info(const gc_classifier *c)
         "model_path", "architecture", "parameters", "dtype", "weight_bytes", "layers",
         "hidden_size", "vocab_size", "tokenizer_vocab_size", "fingerprint", "labels",
         "label_token_ids", "prompt_prefix", "scoring", "cached_prefix_tokens", "device",
-        "precision", "threads", "load_ms", "preloaded", "max_input_tokens", "batch_size"};
+        "precision", "threads", "blas_core", "load_ms", "preloaded", "max_input_tokens", "batch_size"};
     gc_model_info_runtime rt = {.model_path = "/as/named", .device = GC_DEVICE_CPU, .threads = 3,
                                 .precision = GC_PRECISION_INT8, .preloaded = 1,
                                 .max_input_tokens = 77, .batch_size = 5};
@@ -436,5 +476,6 @@ int main(void)
     gc_classifier_free(c);
     test_sequence_scoring();
     test_cli();
+    test_blas_core_rule();
     return gct_finish("test_classifier");
 }

@@ -20,6 +20,7 @@
 #include "utils/memutils.h"
 
 #include "model/cuda_plugin.h"
+#include "model/blas_core.h"
 
 #define MODEL_HINT \
     "Set gemmaclf.model_path (superuser) to a directory holding config.json, model.safetensors " \
@@ -292,6 +293,20 @@ gc_session *gcpg_session_for(gcpg_model *m, int device)
     return lm->sess;
 }
 
+/* Said once, by the postmaster: OpenBLAS chose its kernels when it loaded, and only the
+ * server's environment can change that (model/blas_core.h). */
+static void log_blas_core(void)
+{
+    const char *better = gc_blas_core_better();
+
+    if (better)
+        ereport(LOG, (errmsg("gemmaclf: OpenBLAS runs its \"%s\" kernels, which do not use this "
+                             "CPU's AVX2/AVX-512 instructions (f32 several times slower)",
+                             gc_blas_core()),
+                      errhint("Set OPENBLAS_CORETYPE=%s in the server's environment and restart "
+                              "it (Debian: the cluster's \"environment\" file).", better)));
+}
+
 void gcpg_session_preload(void)
 {
     session_call a = {.threads = 1, .device = GC_DEVICE_CPU, .precision = GC_PRECISION_F32};
@@ -304,6 +319,7 @@ void gcpg_session_preload(void)
     current->preloaded = true;
     ereport(LOG, (errmsg("gemmaclf: loaded model \"%s\" in %.1f ms", current->dir,
                          gc_classifier_load_ms(current->clf))));
+    log_blas_core();
     /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA, f32: oneDNN
      * must not start before fork): a backend whose settings match starts classifying without
      * computing it. */

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "classifier/model_info.h"
+#include "model/blas_core.h"
 
 static const char *device_name(gc_device d) { return d == GC_DEVICE_CUDA ? "cuda" : "cpu"; }
 
@@ -46,6 +47,7 @@ static void add_runtime(cJSON *j, const gc_classifier *c, const gc_model_info_ru
     cJSON_AddStringToObject(j, "device", device_name(rt->device));
     cJSON_AddStringToObject(j, "precision", gc_precision_name(rt->precision));
     cJSON_AddNumberToObject(j, "threads", rt->threads);
+    cJSON_AddStringToObject(j, "blas_core", gc_blas_core());
     cJSON_AddNumberToObject(j, "load_ms", round(gc_classifier_load_ms(c) * 10) / 10);
     cJSON_AddBoolToObject(j, "preloaded", rt->preloaded != 0);
     cJSON_AddNumberToObject(j, "max_input_tokens", rt->max_input_tokens);
