@@ -57,8 +57,9 @@ void gc_rope_table(float *cos_t, float *sin_t, int from, int to, int head_dim, d
 }
 
 /* No "-fno-trapping-math" here: GCC 12 vectorises these loops without it, and with it turns
- * the clamps into masked divisions that run 5-6x slower (gc_gelu_tanh_mul: 4.7 ns per element
- * against 0.85 on the AVX-512 Xeon, 22 against 8.6 without -march: build/bench/bench_ops). */
+ * the clamps into masked divisions that run several times slower (gc_gelu_tanh_mul on the
+ * AVX-512 Xeon, build/bench/bench_ops: 6.4 against 1.4 ns per value with -march=native, 24
+ * against 12 in a build without it). */
 /* exp(x) by 2^k * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial (relative error
  * ~1e-8 before rounding); written branch-free so the compiler vectorises the callers. */
 static inline float exp_approx(float x)
