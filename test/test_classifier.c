@@ -13,8 +13,8 @@
 
 #include "classifier/classifier.h"
 #include "classifier/model_info.h"
-#include "model/blas_core.h"
 #include "classifier/prompt.h"
+#include "model/blas_core.h"
 #include "gc_test.h"
 #include "common/utf8.h"
 
@@ -308,6 +308,20 @@ static void test_open_errors(void)
           "missing directory fails cleanly");
 }
 
+/* `ENV bin info MODEL`: its output in out (for messages) and parsed (NULL if it is no JSON);
+ * a non-zero exit fails a check. */
+static cJSON *cli_info(const char *env, const char *bin, const char *model, char *out, size_t cap)
+{
+    char cmd[PATH_MAX * 2 + 256], line[4096];
+    snprintf(cmd, sizeof cmd, "%s %s info %s", env, bin, model);
+    FILE *f = popen(cmd, "r");
+    out[0] = '\0';
+    while (f && fgets(line, sizeof line, f))
+        strncat(out, line, cap - strlen(out) - 1);
+    CHECK(f && pclose(f) == 0, "info exit (%s)", cmd);
+    return cJSON_Parse(out);
+}
+
 /* The CLI: classify prints one JSON object per line, errors as {"error"}; generate and info. */
 static void test_cli(void)
 {
@@ -350,26 +364,16 @@ static void test_cli(void)
     snprintf(cmd, sizeof cmd, "GEMMACLF_MODEL=/nonexistent %s classify </dev/null 2>/dev/null", bin);
     f = popen(cmd, "r");
     CHECK(f && pclose(f) != 0, "a missing model is a non-zero exit");
-    snprintf(cmd, sizeof cmd, "%s info %s", bin, abs);
-    f = popen(cmd, "r");
-    char all[8192] = "";
-    while (f && fgets(line, sizeof line, f))
-        strncat(all, line, sizeof all - strlen(all) - 1);
-    CHECK(f && pclose(f) == 0, "info exit");
-    cJSON *j = cJSON_Parse(all);
+    char all[8192];
+    cJSON *j = cli_info("", bin, abs, all, sizeof all);
     CHECK(j && cJSON_GetObjectItem(j, "parameters") &&
           cJSON_GetObjectItem(j, "parameters")->valuedouble == 6757376, "info: %s", all);
     cJSON_Delete(j);
     /* blas_core: the kernels OpenBLAS chose, which only the process's environment changes */
     const char *cores[] = {"Prescott", "Haswell"};
     for (int k = 0; k < 2; k++) {
-        snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=%s %s info %s", cores[k], bin, abs);
-        f = popen(cmd, "r");
-        all[0] = '\0';
-        while (f && fgets(line, sizeof line, f))
-            strncat(all, line, sizeof all - strlen(all) - 1);
-        CHECK(f && pclose(f) == 0, "info with OPENBLAS_CORETYPE=%s exit", cores[k]);
-        j = cJSON_Parse(all);
+        snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=%s", cores[k]);
+        j = cli_info(cmd, bin, abs, all, sizeof all);
         const cJSON *bc = cJSON_GetObjectItemCaseSensitive(j, "blas_core");
         CHECK(cJSON_IsString(bc) && !strcmp(bc->valuestring, cores[k]), "blas_core %s: %s",
               cores[k], all);

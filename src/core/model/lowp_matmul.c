@@ -262,8 +262,9 @@ static void to_bf16(uint16_t *restrict out, const float *restrict x, size_t n)
 }
 
 /* The passes over activations below run on the threads omp_set_num_threads chose for the
- * product they belong to: serial, they took a third of the wall time of a 2-thread int8
- * forward pass (gemma-3-270m shape, batch 64). */
+ * product they belong to: serial, they (with the GELU) took 12 % of the CPU samples of a
+ * 2-thread int8 forward pass while the second thread waited (gemma-3-270m shape, batch 64,
+ * perf record). */
 static void rows_to_bf16(uint16_t *restrict out, const float *restrict x, int rows, int cols)
 {
 #pragma omp parallel for schedule(static)
@@ -325,17 +326,17 @@ static void dequant(float *y, const float *xs, const float *ws, int rows, int co
     }
 }
 
-static int threads_for(const gc_lowp_engine *g, int rows, double work)
+/* The engine's threads for a pass over this many rows, one below PARALLEL_ROWS. */
+static int threads_for(const gc_lowp_engine *g, int rows)
 {
-    if (rows < PARALLEL_ROWS || work < SMALL_PRODUCT)
+    if (rows < PARALLEL_ROWS)
         return 1;
     return g->threads > 0 ? g->threads : omp_get_num_procs();
 }
 
 void gc_lowp_gelu_tanh_mul(gc_lowp_engine *g, float *gate, const float *up, int rows, int cols)
 {
-    /* threads for as many rows as a product gets them for */
-    omp_set_num_threads(threads_for(g, rows, SMALL_PRODUCT));
+    omp_set_num_threads(threads_for(g, rows));
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++)
         gc_gelu_tanh_mul(gate + (size_t)r * cols, up + (size_t)r * cols, (size_t)cols);
@@ -352,7 +353,7 @@ gc_status gc_lowp_matmul(gc_lowp_engine *g, float *y, const float *x, const gc_l
      * (docs/precision.md). Set before the primitive is made: oneDNN fixes a primitive's thread
      * count when it creates it, so the count is a function of (M, N, K) here, like the cache
      * key. */
-    omp_set_num_threads(threads_for(g, M, (double)M * N * K));
+    omp_set_num_threads((double)M * N * K < SMALL_PRODUCT ? 1 : threads_for(g, M));
     prim_entry *pe = NULL;
     gc_status st = get_entry(g, M, N, K, &pe, e);
     if (st)

@@ -56,10 +56,10 @@ void gc_rope_table(float *cos_t, float *sin_t, int from, int to, int head_dim, d
     }
 }
 
-/* No "-fno-trapping-math" here: GCC 12 vectorises these loops without it, and with it turns
- * the clamps into masked divisions that run several times slower (gc_gelu_tanh_mul on the
- * AVX-512 Xeon, build/bench/bench_ops: 6.4 against 1.4 ns per value with -march=native, 24
- * against 12 in a build without it). */
+/* No "-fno-trapping-math" for exp_approx and gc_gelu_tanh_mul: GCC 12 vectorises the GELU
+ * loop without it, and with it turns exp_approx's clamps into masked divisions that run
+ * several times slower (gc_gelu_tanh_mul on the AVX-512 Xeon, build/bench/bench_ops: 6.4
+ * against 1.4 ns per value with -march=native, 24 against 12 in a build without it). */
 /* exp(x) by 2^k * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial (relative error
  * ~1e-8 before rounding); written branch-free so the compiler vectorises the callers. */
 static inline float exp_approx(float x)
