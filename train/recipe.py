@@ -23,14 +23,24 @@ from common import (LABELS, PROMPT_PREFIX, HERE, cv_fold_of, distinct, fix_speci
                     load_split, norm_text)
 
 FULL = dict(
-    vocab_size=4096, hidden_size=256, num_hidden_layers=4, intermediate_size=512, num_attention_heads=4,
+    vocab_size=4096, hidden_size=256, num_hidden_layers=3, intermediate_size=512, num_attention_heads=4,
     num_key_value_heads=1, head_dim=64, sliding_window=512,
-    lm_epochs=2, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
+    lm_epochs=1, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
     # per SFT epoch: every Not Hate and Hate comment once, every Extreme Hate comment 3 times
     # (not_hate_fraction < 1 keeps only that share of Not Hate per epoch, alternating parts: the
     # first full run used 0.5 and reached distinct-dev macro-F1 0.80; with 1.0 0.83; see train/runs.md)
     extreme_oversample=3, not_hate_fraction=1.0, max_comment_chars=400, n_train=None, n_dev=None,
     label_smoothing=0.0,
+    # distillation: the first answer token's target is (1 - kd_alpha) * the label + kd_alpha * the
+    # teacher's probabilities (train/teacher.py, cross-fitted over kd_parts parts of the training comments)
+    kd_alpha=0.0, kd_parts=5,
+    # BPE-dropout of the comments in the SFT examples (scoring.BPEDropout); 0 = the deterministic encoding
+    bpe_dropout=0.0,
+    # score bias: "zero" (none) or "grid" (the F1-optimal bias on the validation fold(s)); see choose()
+    bias_rule="zero",
+    # weight soup: soup > 1 fine-tunes the LM-phase model that many times (seeds seed, seed+1, ...) and
+    # averages the weights of the runs at every snapshot (Wortsman et al. 2022, "Model soups")
+    soup=1,
     # cross-validation: folds of the distinct training comments (grouped by normalized text, stratified
     # by label); cv_folds = the folds the recipe holds out in turn ("0": one 20% validation fold)
     n_folds=5, cv_folds="0",
@@ -93,11 +103,15 @@ def model_config(cfg, tok):
     return c
 
 
-def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None, label_smoothing=0.0):
+def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None, label_smoothing=0.0,
+              soft_first=None, first_ids=None):
     """Mean cross-entropy of the unmasked labels (labels != -100), the output head applied only at
-    the positions that predict them.  With shared_prefix (ids every row starts with, e.g. the
-    15-id chat prompt head) the prefix is run once and its keys/values broadcast to the batch -- the
-    same prefix-cache trick gemmaclf uses at inference; gradients flow through the shared cache."""
+    the positions that predict them. With soft_first ([B, 3] target distributions over the labels'
+    first tokens first_ids), each row's first answer token is scored against that distribution
+    instead of its label (distillation); the other answer tokens keep their labels. With
+    shared_prefix (ids every row starts with, e.g. the 15-id chat prompt head) the prefix is run
+    once and its keys/values broadcast to the batch -- the same prefix-cache trick gemmaclf uses at
+    inference; gradients flow through the shared cache."""
     import torch.nn.functional as F
     B, T = input_ids.shape
     P = len(shared_prefix) if shared_prefix is not None else 0
@@ -123,7 +137,16 @@ def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None, labe
     cap = model.config.final_logit_softcapping
     if cap is not None:
         logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits.float(), target[sel], reduction="mean", label_smoothing=label_smoothing)
+    if soft_first is None:
+        return F.cross_entropy(logits.float(), target[sel], reduction="mean", label_smoothing=label_smoothing)
+    tok_loss = F.cross_entropy(logits.float(), target[sel], reduction="none", label_smoothing=label_smoothing)
+    # hidden[sel] is row-major, so the k-th first answer token belongs to the k-th row that has an
+    # answer (the max_length cut can drop the answer of a very long comment)
+    first = (sel & (sel.cumsum(1) == 1))[sel]
+    lp = torch.log_softmax(logits[first].float(), -1)[:, first_ids]
+    soft = soft_first[sel.any(1)].to(lp.dtype)
+    tok_loss = tok_loss.masked_scatter(first, -(soft * lp).sum(1))
+    return tok_loss.mean()
 
 
 def lean_trainer_class():
@@ -139,10 +162,20 @@ def lean_trainer_class():
     class LeanSFTTrainer(SFTTrainer):
         shared_prefix = None  # token ids every example starts with (the chat prompt's head)
         label_smoothing = 0.0
+        soft_targets = None   # distillation: example token ids (tuple) -> first-token target
+        first_ids = None
+
+        def batch_soft(self, input_ids, attention_mask):
+            if not self.soft_targets:
+                return None
+            rows = [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, attention_mask)]
+            return torch.tensor([self.soft_targets[r] for r in rows])
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = lean_loss(model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"],
-                             self.shared_prefix, self.label_smoothing)
+            mask = inputs.get("attention_mask")
+            loss = lean_loss(model, inputs["input_ids"], mask, inputs["labels"],
+                             self.shared_prefix, self.label_smoothing,
+                             self.batch_soft(inputs["input_ids"], mask), self.first_ids)
             return (loss, None) if return_outputs else loss
 
     return LeanSFTTrainer
@@ -161,8 +194,15 @@ def sft_args(out_dir, cfg, epochs, lr, seed, smoke):
     )
 
 
-def sft_epochs(train_d, cfg, seed):
-    """The SFT examples of all epochs (chat prompt-completion form)."""
+def sft_epochs(train_d, cfg, seed, soft=None, enc=None):
+    """The SFT examples of all epochs (chat prompt-completion form); with soft (normalized text ->
+    first-token target over the labels) each example carries its target in "soft". With
+    cfg["bpe_dropout"] > 0 the examples are tokenized here (input_ids + completion_mask, which TRL
+    takes as they are), the comment with BPE-dropout, a fresh segmentation for every example."""
+    drop = None
+    if cfg["bpe_dropout"] > 0:
+        from scoring import BPEDropout
+        drop = BPEDropout(enc.tokenizer_json, cfg["bpe_dropout"], seed)
     rng = random.Random(seed)
     nh = [r for r in train_d if r["label"] == "Not Hate"]
     rest = [r for r in train_d if r["label"] != "Not Hate"]
@@ -178,7 +218,53 @@ def sft_epochs(train_d, cfg, seed):
                 text = r["text"].strip()[: cfg["max_comment_chars"]]
                 rows.append({"prompt": [{"role": "user", "content": PROMPT_PREFIX + text}],
                              "completion": [{"role": "assistant", "content": r["label"]}]})
+                if soft is not None:
+                    rows[-1]["soft"] = soft[r["key"]]
+                if drop is not None:
+                    prompt = enc.head + drop.comment_ids(enc, text) + enc.tail
+                    answer = enc.label_ids[LABELS.index(r["label"])]
+                    rows[-1]["input_ids"] = prompt + answer
+                    rows[-1]["completion_mask"] = [0] * len(prompt) + [1] * len(answer)
     return rows
+
+
+def trl_prompt(tok, comment, trl_ids, cfg):
+    """The prompt ids TRL trained on; with BPE-dropout the examples are tokenized here, so the check
+    renders the chat template itself (what TRL does with untokenized examples)."""
+    if cfg["bpe_dropout"] <= 0:
+        return trl_ids
+    msgs = [{"role": "user", "content": PROMPT_PREFIX + comment}]
+    out = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+    return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+
+
+def distillation_targets(cfg, train_d):
+    """normalized text -> first-token target (1 - a) * one-hot(label) + a * teacher, with the teacher's
+    probabilities cross-fitted over the training comments of this run (never the validation fold)."""
+    if cfg["kd_alpha"] <= 0:
+        return None, {}
+    import teacher
+    t = time.time()
+    p = teacher.cross_fitted(train_d, cfg["kd_parts"])
+    a = cfg["kd_alpha"]
+    y = np.array([LABELS.index(r["label"]) for r in train_d])
+    soft = {r["key"]: ((1 - a) * np.eye(len(LABELS))[yi] + a * pi).tolist() for r, yi, pi in zip(train_d, y, p)}
+    info = {"alpha": a, "parts": cfg["kd_parts"], "seconds": time.time() - t,
+            "teacher_accuracy_cross_fitted": float(np.mean(p.argmax(1) == y)),
+            "teacher_nll_cross_fitted": float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12))))}
+    log("teacher (cross-fitted over %d parts): accuracy %.4f, NLL %.4f, in %.0f s" % (
+        info["parts"], info["teacher_accuracy_cross_fitted"], info["teacher_nll_cross_fitted"], info["seconds"]))
+    return soft, info
+
+
+def soft_by_ids(tokenized, sft_ds):
+    """Example token ids -> its first-token target: TRL tokenizes the examples in order, so row i of
+    its dataset is row i of ours."""
+    assert len(tokenized) == len(sft_ds), "TRL dropped or added examples"
+    out = {}
+    for ids, s in zip(tokenized["input_ids"], sft_ds["soft"]):
+        out[tuple(ids)] = s
+    return out
 
 
 @torch.no_grad()
@@ -221,14 +307,48 @@ def snapshot_callback(cfg, snaps):
 def variant_model(model, snaps, spec):
     """A copy of model with the average of the snapshots named in spec (e.g. "2+3")."""
     import copy
-    marks = [float(m) for m in spec.split("+")]
-    sds = [snaps[m] for m in marks]
-    avg = {k: sum(sd[k] for sd in sds) / len(sds) if sds[0][k].is_floating_point() else sds[0][k]
-           for k in sds[0]}
     m = copy.deepcopy(model)
-    m.load_state_dict(avg)
+    m.load_state_dict(average_states([snaps[float(x)] for x in spec.split("+")]))
     m.eval()
     return m
+
+
+def average_states(states):
+    """Uniform average of state dicts (non-float buffers from the first)."""
+    if len(states) == 1:
+        return states[0]
+    return {k: sum(sd[k] for sd in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
+            for k in states[0]}
+
+
+def sft_once(Trainer, model, cfg, train_d, soft, enc, tok, out, seed, smoke):
+    """One SFT run of model (trained in place) with this seed; returns its snapshots (the last = the
+    final weights), TRL's result and its first rendered example (for the prompt checks)."""
+    from datasets import Dataset
+    seed_all(seed)
+    sft_rows = sft_epochs(train_d, cfg, seed, soft, enc)
+    counts = {lab: sum(1 for r in sft_rows if r["completion"][0]["content"] == lab) for lab in LABELS}
+    log("SFT (seed %d) examples over all epochs: %d %s" % (seed, len(sft_rows), counts))
+    sft_ds = Dataset.from_list(sft_rows).shuffle(seed=seed)
+    # the epochs are materialised in sft_rows (different Not Hate halves), so one pass over it
+    s_args = sft_args(os.path.join(out, "sft"), cfg, 1, cfg["sft_lr"], seed, smoke)
+    s_args.completion_only_loss = True
+    snaps = {}
+    trainer = Trainer(model=model, args=s_args, train_dataset=sft_ds, processing_class=tok,
+                      callbacks=[snapshot_callback(cfg, snaps)])
+    trainer.shared_prefix = enc.head
+    trainer.label_smoothing = cfg["label_smoothing"]
+    if soft is not None:
+        trainer.first_ids = enc.first_ids
+        trainer.soft_targets = soft_by_ids(trainer.train_dataset, sft_ds)
+    # the rendered training example must be the prompt gemmaclf scores, followed by the answer
+    ex = trainer.train_dataset[0]
+    if cfg["bpe_dropout"] > 0:  # TRL must train on our tokenization, not re-tokenize the text
+        assert ex["input_ids"] == sft_ds[0]["input_ids"], "TRL re-tokenized the pre-tokenized examples"
+    res = trainer.train()
+    snaps[float(cfg["sft_epochs"])] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {"snaps": snaps, "result": res, "example": ex, "counts": counts,
+            "comment": sft_ds[0]["prompt"][0]["content"][len(PROMPT_PREFIX):]}
 
 
 def train_model(cfg, train_d, tok_rows, out, args):
@@ -292,24 +412,19 @@ def train_model(cfg, train_d, tok_rows, out, args):
     probe = [r for r in train_d[:200]]
     loss_before = completion_loss(model, enc, probe)
     t = time.time()
-    sft_rows = sft_epochs(train_d, cfg, args.seed)
-    sft_counts = {lab: sum(1 for r in sft_rows if r["completion"][0]["content"] == lab) for lab in LABELS}
-    log("SFT examples over all epochs: %d %s" % (len(sft_rows), sft_counts))
-    sft_ds = Dataset.from_list(sft_rows).shuffle(seed=args.seed)
-    # the epochs are materialised in sft_rows (different Not Hate halves), so one pass over it
-    s_args = sft_args(os.path.join(out, "sft"), cfg, 1, cfg["sft_lr"], args.seed, args.smoke)
-    s_args.completion_only_loss = True
-    snaps = {}
-    trainer = Trainer(model=model, args=s_args, train_dataset=sft_ds, processing_class=tok,
-                      callbacks=[snapshot_callback(cfg, snaps)])
-    trainer.shared_prefix = enc.head
-    trainer.label_smoothing = cfg["label_smoothing"]
-    # the rendered training example must be the prompt gemmaclf scores, followed by the answer
-    ex = trainer.train_dataset[0]
-    ex_comment = sft_ds[0]["prompt"][0]["content"][len(PROMPT_PREFIX):]
-    sft_res = trainer.train()
+    soft, kd_info = distillation_targets(cfg, train_d)
+    timings["teacher_s"] = kd_info.get("seconds", 0.0)
+    lm_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg["soup"] > 1 else None
+    soups = []
+    for i in range(cfg["soup"]):
+        if i:  # every fine-tune of the soup starts from the same LM-phase weights
+            model.load_state_dict(lm_state)
+            model.train()
+        soups.append(sft_once(Trainer, model, cfg, train_d, soft, enc, tok, out, args.seed + i, args.smoke))
+    snaps = {m: average_states([r["snaps"][m] for r in soups]) for m in soups[0]["snaps"]}
+    model.load_state_dict(snaps[float(cfg["sft_epochs"])])
     model.eval()
-    snaps[float(cfg["sft_epochs"])] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sft_res, ex, ex_comment, sft_counts = (soups[0][k] for k in ("result", "example", "comment", "counts"))
     timings["sft_phase_s"] = time.time() - t
     loss_after = completion_loss(model, enc, probe)
     log("SFT: loss %.4f in %.0f s; answer loss on 200 train comments %.4f -> %.4f; snapshots at epochs %s" % (
@@ -323,23 +438,38 @@ def train_model(cfg, train_d, tok_rows, out, args):
                  "sft_loss": sft_res.training_loss, "answer_loss_before_sft": loss_before,
                  "answer_loss_after_sft": loss_after, "label_first_ids": enc.first_ids,
                  "prompt_head_ids": enc.head, "prompt_tail_ids": enc.tail,
-                 "trl_prompt_matches_scoring_prompt": ids[:n_prompt] == enc.prompt_ids(ex_comment),
+                 "trl_prompt_matches_scoring_prompt": trl_prompt(tok, ex_comment, ids[:n_prompt], cfg) ==
+                 enc.prompt_ids(ex_comment),
                  "trl_answer_ids": ids[n_prompt:], "torch_threads": torch.get_num_threads(),
-                 "n_train_distinct": len(train_d)},
+                 "n_train_distinct": len(train_d), "distillation": kd_info},
     }
 
 
-def choose(scores, y):
-    """Bias for macro-F1 (smoothed grid), then the temperature for calibration with that bias."""
+def choose(scores, y, rule="zero"):
+    """The score bias, then the temperature for calibration with that bias. rule "grid": the bias
+    maximising the smoothed macro-F1 on these predictions; "zero": no bias (the grid's choice is
+    still computed and reported). Measured (train/runs.md): a grid bias chosen on one fold, applied to
+    another fold's model, scored below no bias in 3 of 4 cases (a tie in the 4th), and on dev in both
+    final models -- the macro-F1 surface is flat and the grid follows its noise."""
     import calibrate
     import evaluate as ev
     choice = ev.choose_bias(scores, y)
-    bias = [0.0, choice["Hate"], choice["Extreme Hate"]]
+    bias = [0.0, choice["Hate"], choice["Extreme Hate"]] if rule == "grid" else [0.0, 0.0, 0.0]
     temp = calibrate.fit_temperature(scores, y, bias)
     jb, jt = calibrate.fit_bias_temperature(scores, y)
-    return {"bias": bias, "temperature": temp, "smoothed_macro_f1": choice["smoothed_macro_f1"],
+    return {"bias": bias, "temperature": temp, "rule": rule, "grid_bias": [0.0, choice["Hate"], choice["Extreme Hate"]],
+            "smoothed_macro_f1": choice["smoothed_macro_f1"] if rule == "grid" else smoothed_at_zero(choice),
             "zero_bias_macro_f1": choice["zero_bias_macro_f1"], "bias_grid": choice["grid"],
             "bias_grid_macro_f1": choice["macro_f1"], "nll_optimal_bias": jb, "nll_optimal_temperature": jt}
+
+
+def smoothed_at_zero(choice):
+    """The grid's 3x3-neighbourhood mean of macro-F1 around bias (0, 0): ranks candidates under the
+    zero rule the way the grid rule ranks them at their own bias."""
+    grid = choice["grid"]
+    mf = np.array(choice["macro_f1"])
+    i = grid.index(0.0)
+    return float(mf[max(i - 1, 0):i + 2, max(i - 1, 0):i + 2].mean())
 
 
 def fold_scores_summary(scores, y, ch):
@@ -373,7 +503,7 @@ def run_fold(args, cfg, fold, out):
         m = variant_model(res["model"], res["snaps"], spec)
         sc = label_logprobs(m, res["enc"], [r["text"] for r in va]).numpy()
         npz["scores_" + spec] = sc
-        ch = choose(sc, y)
+        ch = choose(sc, y, cfg["bias_rule"])
         cands[spec] = dict(choice={k: v for k, v in ch.items() if not k.startswith("bias_grid")},
                            **fold_scores_summary(sc, y, ch))
         mt = cands[spec]["metrics"]
@@ -392,16 +522,17 @@ def run_fold(args, cfg, fold, out):
     return rep
 
 
-def calibration_from_folds(fold_dirs):
+def calibration_from_folds(fold_dirs, rule):
     """Pool the validation predictions of the folds; pick the candidate with the best smoothed
-    macro-F1 at its chosen bias, then the bias and temperature on the pooled predictions."""
+    macro-F1 at its chosen bias (rule: see choose), then the bias and temperature on the pooled
+    predictions."""
     data = [np.load(os.path.join(d, "val_scores.npz")) for d in fold_dirs]
     specs = [k[len("scores_"):] for k in data[0].files if k.startswith("scores_")]
     y = np.concatenate([d["y"] for d in data]).tolist()
     per = {}
     for spec in specs:
         sc = np.concatenate([d["scores_" + spec] for d in data])
-        ch = choose(sc, y)
+        ch = choose(sc, y, rule)
         per[spec] = (ch, sc)
     best = max(specs, key=lambda s: per[s][0]["smoothed_macro_f1"])
     ch, sc = per[best]
@@ -546,7 +677,7 @@ def main(argv=None):
         for f in [int(x) for x in cfg["cv_folds"].split(",")]:
             fold_dirs.append(os.path.join(out, "fold%d" % f))
             run_fold(args, cfg, f, fold_dirs[-1])
-    calib = calibration_from_folds(fold_dirs)
+    calib = calibration_from_folds(fold_dirs, cfg["bias_rule"])
     log("chosen on %d fold(s): candidate %s, bias %s, temperature %.3f; pooled validation macro-F1 %.4f "
         "EH F1 %.4f ECE %.4f" % (len(fold_dirs), calib["variant"], calib["bias"], calib["temperature"],
                                   calib["pooled"]["metrics"]["macro"]["f1"],

@@ -17,6 +17,7 @@ from common import LABELS, PROMPT_PREFIX
 
 class PromptEncoder:
     def __init__(self, tokenizer_json):
+        self.tokenizer_json = tokenizer_json
         self.tk = Tokenizer.from_file(tokenizer_json)
         self.raw = Tokenizer.from_file(tokenizer_json)
         self.raw.encode_special_tokens = True
@@ -83,3 +84,44 @@ def load_temperature(model_dir):
 def predict(scores, bias):
     """scores [N,3] log-probs, bias list of 3 -> list of label indices."""
     return (scores + torch.tensor(bias)).argmax(1).tolist()
+
+
+class BPEDropout:
+    """BPE-dropout (Provilkov et al. 2020, "BPE-Dropout: Simple and Effective Subword Regularization")
+    for the comments of the training examples: each token of the deterministic encoding is re-built
+    from its characters by the tokenizer's merges, each applicable merge skipped with probability p,
+    so the model sees a word both whole and in pieces (spelling varies a lot in Hinglish). Merges never
+    cross a token of the deterministic encoding (they never cross a "▁" word start either way).
+    Inference (gemmaclf) always uses the deterministic encoding. (tokenizers' own BPE dropout left
+    this tokenizer's output unchanged in tokenizers 0.23, hence this.)"""
+
+    def __init__(self, tokenizer_json, p, seed):
+        import json
+        import random
+        with open(tokenizer_json, encoding="utf-8") as f:
+            model = json.load(f)["model"]
+        self.vocab = model["vocab"]
+        merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+        self.rank = {m: i for i, m in enumerate(merges)}
+        self.p = p
+        self.rng = random.Random(seed)
+
+    def split(self, token):
+        parts = list(token)
+        if self.p <= 0 or len(parts) < 2 or any(c not in self.vocab for c in parts):
+            return [token]  # byte-fallback tokens and single characters stay as they are
+        while True:
+            cands = [(self.rank[(a, b)], i) for i, (a, b) in enumerate(zip(parts, parts[1:]))
+                     if (a, b) in self.rank and self.rng.random() >= self.p]
+            if not cands:
+                return parts
+            _, i = min(cands)
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+
+    def comment_ids(self, enc, comment):
+        e = enc.raw.encode(" " + comment.strip(), add_special_tokens=False)
+        out = []
+        for tid, tok in zip(e.ids, e.tokens):
+            pieces = self.split(tok)
+            out.extend([tid] if len(pieces) == 1 else [self.vocab[s] for s in pieces])
+        return out

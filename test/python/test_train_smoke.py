@@ -63,7 +63,99 @@ def main():
         check_tokenizer(os.path.join(mdir, "tokenizer.json"))
         check_export(mdir, rep)
         check_calibration(out, mdir, rep)
+        check_options(tmp, shared)
     check_calibrate_math()
+    check_distillation_loss()
+    check_bias_rules()
+
+
+def check_options(tmp, shared):
+    """A fold run with the measured, off-by-default options: distillation from the cross-fitted
+    teacher, BPE-dropout (examples tokenized by the recipe, which TRL must not re-tokenize) and a
+    weight soup of two fine-tunes."""
+    out = os.path.join(tmp, "options")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "recipe.py"), "--smoke", "--fold", "0",
+                        "--out", out, "--set", "kd_alpha=0.3", "--set", "bpe_dropout=0.1", "--set", "soup=2"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       env=dict(os.environ, GC_SHARED=shared))
+    check(r.returncode == 0, "recipe --smoke --fold 0 with kd_alpha, bpe_dropout: exit %d:\n%s" % (
+        r.returncode, r.stdout[-3000:]))
+    if r.returncode != 0:
+        return
+    cv = json.load(open(os.path.join(out, "cv.json")))
+    kd = cv.get("distillation", {})
+    check(kd.get("alpha") == 0.3 and 0 < kd.get("teacher_accuracy_cross_fitted", 0) <= 1,
+          "distillation ran with a cross-fitted teacher: %r" % kd)
+    check(cv["trl_prompt_matches_scoring_prompt"] is True, "BPE-dropout run: chat template == scoring prompt")
+    check(cv["answer_loss_after_sft"] < 0.5 * cv["answer_loss_before_sft"], "options run lowers the answer loss")
+    import torch
+    import recipe
+    a = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor([3])}
+    b = {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor([5])}
+    avg = recipe.average_states([a, b])
+    check(torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and torch.equal(avg["n"], torch.tensor([3])),
+          "soup average: floats averaged, integer buffers from the first: %r" % avg)
+
+
+def check_bias_rules():
+    """choose(): "grid" undoes a known shift of the Extreme Hate scores, "zero" leaves the scores as
+    they are and still reports what the grid would have chosen."""
+    import numpy as np
+    import recipe
+    rng = np.random.default_rng(1)
+    y = rng.choice(3, size=3000, p=[0.7, 0.2, 0.1])
+    s = rng.normal(0, 1, size=(3000, 3)) + 3.0 * np.eye(3)[y]
+    s[:, 2] -= 1.5  # Extreme Hate under-scored by 1.5
+    g = recipe.choose(s, y.tolist(), "grid")
+    z = recipe.choose(s, y.tolist(), "zero")
+    check(1.0 <= g["bias"][2] <= 2.0 and abs(g["bias"][1]) <= 0.5, "grid rule undoes the shift: %r" % g["bias"])
+    check(z["bias"] == [0.0, 0.0, 0.0] and z["grid_bias"] == g["bias"] and z["rule"] == "zero",
+          "zero rule: no bias, grid choice reported: %r, %r" % (z["bias"], z["grid_bias"]))
+
+
+def check_distillation_loss():
+    """lean_loss with soft first-token targets: one-hot targets give the plain loss; other targets
+    change only the first answer token's term, by the amount computed here by hand."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    import recipe
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, intermediate_size=64,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8)
+    model = Gemma3ForCausalLM(cfg)
+    ids = torch.randint(6, 64, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[2, 10:] = 0
+    labels = torch.full_like(ids, -100)
+    starts = [7, 5, 6]  # first answer token of each row
+    first_ids = [10, 11, 12]
+    for r, s0 in enumerate(starts):
+        ids[r, s0] = first_ids[r]
+        labels[r, s0:(10 if r == 2 else 12)] = ids[r, s0:(10 if r == 2 else 12)]
+    with torch.no_grad():
+        plain = recipe.lean_loss(model, ids, mask, labels)
+        same = recipe.lean_loss(model, ids, mask, labels, soft_first=torch.eye(3), first_ids=first_ids)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    check(abs(float(plain) - float(same)) < 1e-5, "one-hot soft targets = plain loss: %g vs %g" % (plain, same))
+    soft = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    got = recipe.lean_loss(model, ids, mask, labels, soft_first=soft, first_ids=first_ids)
+    n = int((labels[:, 1:] != -100).sum())
+    want = float(plain) * n
+    for r, s0 in enumerate(starts):
+        lp = F.log_softmax(logits[r, s0 - 1], -1)
+        want += float(lp[first_ids[r]]) - float((soft[r] * lp[first_ids]).sum())
+    want /= n
+    check(abs(got.item() - want) < 1e-4, "soft-target loss %.6f = by hand %.6f" % (got.item(), want))
+    # a row whose answer the length cut dropped has no first answer token: its target is skipped
+    cut = labels.clone()
+    cut[1] = -100
+    with torch.no_grad():
+        plain_cut = recipe.lean_loss(model, ids, mask, cut)
+        soft_cut = recipe.lean_loss(model, ids, mask, cut, soft_first=torch.eye(3), first_ids=first_ids)
+    check(abs(float(plain_cut) - float(soft_cut)) < 1e-5, "row without answer: %g vs %g" % (plain_cut, soft_cut))
+    got.backward()
+    check(model.model.embed_tokens.weight.grad is not None, "soft-target loss has gradients")
 
 
 def check_calibration(out, mdir, rep):
