@@ -54,9 +54,11 @@ def choose_bias(scores, y, lo=-3.0, hi=3.0, step=0.25):
     pad = np.pad(mf, 1, mode="edge")
     smooth = sum(pad[i:i + len(grid), j:j + len(grid)] for i in range(3) for j in range(3)) / 9.0
     a, b = np.unravel_index(np.argmax(smooth), smooth.shape)
+    z = list(grid).index(0.0)
     return {"Hate": float(grid[a]), "Extreme Hate": float(grid[b]),
             "dev_distinct_macro_f1": float(mf[a, b]), "smoothed_macro_f1": float(smooth[a, b]),
-            "dev_distinct_extreme_f1": float(ef[a, b]), "zero_bias_macro_f1": float(mf[list(grid).index(0.0), list(grid).index(0.0)]),
+            "dev_distinct_extreme_f1": float(ef[a, b]), "zero_bias_macro_f1": float(mf[z, z]),
+            "zero_bias_smoothed_macro_f1": float(smooth[z, z]),
             "grid": grid.tolist(), "macro_f1": mf.tolist()}
 
 

@@ -235,7 +235,7 @@ def trl_prompt(tok, comment, trl_ids, cfg):
         return trl_ids
     msgs = [{"role": "user", "content": PROMPT_PREFIX + comment}]
     out = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-    return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
 def distillation_targets(cfg, train_d):
@@ -261,10 +261,7 @@ def soft_by_ids(tokenized, sft_ds):
     """Example token ids -> its first-token target: TRL tokenizes the examples in order, so row i of
     its dataset is row i of ours."""
     assert len(tokenized) == len(sft_ds), "TRL dropped or added examples"
-    out = {}
-    for ids, s in zip(tokenized["input_ids"], sft_ds["soft"]):
-        out[tuple(ids)] = s
-    return out
+    return dict(zip(map(tuple, tokenized["input_ids"]), sft_ds["soft"]))
 
 
 @torch.no_grad()
@@ -453,23 +450,16 @@ def choose(scores, y, rule="zero"):
     final models -- the macro-F1 surface is flat and the grid follows its noise."""
     import calibrate
     import evaluate as ev
+    if rule not in ("grid", "zero"):
+        raise ValueError("bias_rule must be grid or zero, not %r" % rule)
     choice = ev.choose_bias(scores, y)
     bias = [0.0, choice["Hate"], choice["Extreme Hate"]] if rule == "grid" else [0.0, 0.0, 0.0]
     temp = calibrate.fit_temperature(scores, y, bias)
     jb, jt = calibrate.fit_bias_temperature(scores, y)
     return {"bias": bias, "temperature": temp, "rule": rule, "grid_bias": [0.0, choice["Hate"], choice["Extreme Hate"]],
-            "smoothed_macro_f1": choice["smoothed_macro_f1"] if rule == "grid" else smoothed_at_zero(choice),
+            "smoothed_macro_f1": choice["smoothed_macro_f1" if rule == "grid" else "zero_bias_smoothed_macro_f1"],
             "zero_bias_macro_f1": choice["zero_bias_macro_f1"], "bias_grid": choice["grid"],
             "bias_grid_macro_f1": choice["macro_f1"], "nll_optimal_bias": jb, "nll_optimal_temperature": jt}
-
-
-def smoothed_at_zero(choice):
-    """The grid's 3x3-neighbourhood mean of macro-F1 around bias (0, 0): ranks candidates under the
-    zero rule the way the grid rule ranks them at their own bias."""
-    grid = choice["grid"]
-    mf = np.array(choice["macro_f1"])
-    i = grid.index(0.0)
-    return float(mf[max(i - 1, 0):i + 2, max(i - 1, 0):i + 2].mean())
 
 
 def fold_scores_summary(scores, y, ch):

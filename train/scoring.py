@@ -31,8 +31,12 @@ class PromptEncoder:
         self.first_ids = firsts
         self.distinct_first = len(set(firsts)) == len(firsts)
 
+    def comment_encoding(self, comment):
+        """The comment as it follows the prompt prefix (its space first), special-token strings as text."""
+        return self.raw.encode(PROMPT_PREFIX[-1] + comment.strip(), add_special_tokens=False)
+
     def comment_ids(self, comment, max_tokens=None):
-        ids = self.raw.encode(PROMPT_PREFIX[-1] + comment.strip(), add_special_tokens=False).ids
+        ids = self.comment_encoding(comment).ids
         return ids[:max_tokens] if max_tokens else ids
 
     def prompt_ids(self, comment, max_tokens=None):
@@ -119,7 +123,7 @@ class BPEDropout:
             parts[i:i + 2] = [parts[i] + parts[i + 1]]
 
     def comment_ids(self, enc, comment):
-        e = enc.raw.encode(" " + comment.strip(), add_special_tokens=False)
+        e = enc.comment_encoding(comment)
         out = []
         for tid, tok in zip(e.ids, e.tokens):
             pieces = self.split(tok)

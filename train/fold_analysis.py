@@ -1,0 +1,120 @@
+"""The analyses behind train/runs.md's reference-model, ensemble and bias-transfer tables, from the
+data and from fold runs' val_scores.npz (nothing here is part of the recipe).
+
+    train/fold_analysis.py baselines                       # TF-IDF models on the 5 folds and dev
+    train/fold_analysis.py ensemble DIR [DIR ...] [--tfidf W] [--spec 2+3]
+    train/fold_analysis.py bias-transfer FOLD_A_DIR FOLD_B_DIR
+DIR = a fold run's output (cv.json, val_scores.npz). Scores are combined as the mean of the members'
+label log-probabilities; with --tfidf W the class-balanced TF-IDF model trained on the other folds
+weighs W and the Gemma mean 1 - W.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import calibrate  # noqa: E402
+import evaluate as ev  # noqa: E402
+import teacher  # noqa: E402
+from common import LABELS, cv_fold_of, distinct, load_split  # noqa: E402
+
+
+def log_probs(s):
+    s = np.asarray(s, dtype=np.float64)
+    s = s - s.max(1, keepdims=True)
+    return s - np.log(np.exp(s).sum(1, keepdims=True))
+
+
+def show(name, scores, y, bias=None):
+    """macro-F1 / Extreme Hate F1 without bias, and at the bias given or else chosen on these scores."""
+    m0 = ev.metrics(y, np.argmax(scores, 1).tolist())
+    if bias is None:
+        c = ev.choose_bias(scores, y)
+        bias = [0.0, c["Hate"], c["Extreme Hate"]]
+    m = ev.metrics(y, np.argmax(scores + np.array(bias), 1).tolist())
+    print("%-48s no bias %.4f / %.4f   bias %s: %.4f / %.4f" % (
+        name, m0["macro"]["f1"], m0["per_class"]["Extreme Hate"]["f1"], [round(b, 2) for b in bias[1:]], m["macro"]["f1"],
+        m["per_class"]["Extreme Hate"]["f1"]))
+
+
+def split(fold):
+    rows = distinct(load_split("train"))
+    f = cv_fold_of(rows, 5)
+    return [r for r, g in zip(rows, f) if g != fold], [r for r, g in zip(rows, f) if g == fold]
+
+
+def labels(rows):
+    return [LABELS.index(r["label"]) for r in rows]
+
+
+def tfidf_scores(train, test, **kw):
+    return np.log(np.maximum(teacher.predict(teacher.fit(train, **kw), [r["text"] for r in test]), 1e-12))
+
+
+def baselines():
+    for k in range(5):
+        tr, va = split(k)
+        show("fold %d: TF-IDF, class-balanced" % k, tfidf_scores(tr, va, balanced=True), labels(va), [0, 0, 0])
+    tr, va = split(0)
+    y = labels(va)
+    for c in (1, 3, 10, 30):
+        s = tfidf_scores(tr, va, c=c)
+        print("fold 0: teacher (not balanced), C=%g: NLL %.4f" % (c, -np.mean(s[np.arange(len(y)), y])))
+        show("  C=%g" % c, s, y, [0, 0, 0])
+    for kinds in (("chars",), ("words",)):
+        show("fold 0: %s only" % kinds[0], tfidf_scores(tr, va, kinds=kinds), y, [0, 0, 0])
+    dev = distinct(load_split("dev"))
+    show("dev: TF-IDF, class-balanced, on all of train", tfidf_scores(tr + va, dev, balanced=True), labels(dev),
+         [0, 0, 0])
+
+
+def ensemble(dirs, w, spec):
+    data = [np.load(os.path.join(d, "val_scores.npz")) for d in dirs]
+    fold = json.load(open(os.path.join(dirs[0], "cv.json")))["fold"]
+    y = data[0]["y"].tolist()
+    s = sum(log_probs(d["scores_" + spec]) for d in data) / len(data)
+    if w > 0:
+        tr, va = split(fold)
+        assert labels(va) == y, "the fold runs' comments are not this fold's"
+        s = w * tfidf_scores(tr, va, balanced=True) + (1 - w) * s
+    show("fold %d: %d Gemma run(s)%s" % (fold, len(dirs), " + %.2f TF-IDF" % w if w else ""), s, y)
+
+
+def bias_transfer(a_dir, b_dir):
+    for spec in ("3", "2+3"):
+        for src, dst in ((a_dir, b_dir), (b_dir, a_dir)):
+            a, b = np.load(os.path.join(src, "val_scores.npz")), np.load(os.path.join(dst, "val_scores.npz"))
+            sa, ya, sb, yb = a["scores_" + spec], a["y"].tolist(), b["scores_" + spec], b["y"].tolist()
+            c = ev.choose_bias(sa, ya)
+            grid = [0.0, c["Hate"], c["Extreme Hate"]]
+            nll, _ = calibrate.fit_bias_temperature(sa, ya)
+            tag = "%s: %s -> %s" % (spec, os.path.basename(os.path.dirname(src + "/")), dst)
+            show(tag + " grid", sb, yb, grid)
+            show(tag + " NLL-optimal", sb, yb, nll)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("baselines")
+    e = sub.add_parser("ensemble")
+    e.add_argument("dirs", nargs="+")
+    e.add_argument("--tfidf", type=float, default=0.0)
+    e.add_argument("--spec", default="2+3")
+    t = sub.add_parser("bias-transfer")
+    t.add_argument("a")
+    t.add_argument("b")
+    args = ap.parse_args()
+    if args.cmd == "baselines":
+        baselines()
+    elif args.cmd == "ensemble":
+        ensemble(args.dirs, args.tfidf, args.spec)
+    else:
+        bias_transfer(args.a, args.b)
+
+
+if __name__ == "__main__":
+    main()
