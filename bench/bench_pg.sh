@@ -9,7 +9,8 @@
 #   - first-call latency in a new connection, without and with shared_preload_libraries
 #   - PSS (/proc/PID/smaps_rollup) of 8 backends that each classified, minus 8 that did not,
 #     against the size of the model's weights
-# Env: BENCH_THREADS (gemmaclf.threads, default 1), BENCH_CONNS (default 8).
+# Env: BENCH_THREADS (gemmaclf.threads, default 1), BENCH_CONNS (default 8), BENCH_CORETYPE
+#      (OPENBLAS_CORETYPE in the servers' environment, e.g. SkylakeX; default: none).
 # Builds and installs first (make all install). Run as root (pg_virtualenv, /proc of postgres).
 set -eu
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ TMPDEV=$(mktemp /tmp/gemmaclf-bench-XXXXXX.jsonl)
 cp "$DEV" "$TMPDEV" && chmod 644 "$TMPDEV"
 trap 'rm -f "$TMPDEV"' EXIT
 export BENCH_MODEL="$MODEL" BENCH_DEV="$TMPDEV"
-export BENCH_THREADS=${BENCH_THREADS:-1} BENCH_CONNS=${BENCH_CONNS:-8}
+export BENCH_THREADS=${BENCH_THREADS:-1} BENCH_CONNS=${BENCH_CONNS:-8} BENCH_CORETYPE=${BENCH_CORETYPE:-}
 
 make -s -j2 all >/dev/null
 make -s install >/dev/null

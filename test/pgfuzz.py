@@ -309,6 +309,60 @@ def model_cases(m):
         ("2 MB file", b'{"prompt_prefix": "' + b"y" * (2 << 20) + b'"}', "error", None),
     ]:
         add("gemmaclf.json", name, classify_sql(m.new({"gemmaclf.json": content})), expect, need)
+    return cases + ngram_head_cases(m)
+
+
+LABELS = ["Not Hate", "Hate", "Extreme Hate"]
+
+
+def ngram_head(buckets=16, labels=LABELS, fmt="gemmaclf-ngram-1", poke=None, shapes=None):
+    """An n-gram head file (train/ngram_head.py's format) with small valid values; poke = (tensor,
+    index, float) sets one value, shapes overrides a tensor's declared shape."""
+    L = len(LABELS)
+    tensors = {"bias": [0.1 * i for i in range(L)], "idf_chars": [1.5] * buckets,
+               "idf_words": [2.0] * buckets, "weight": [((i * 7) % 5 - 2) / 4 for i in range(L * 2 * buckets)]}
+    shape = {"bias": [L], "idf_chars": [buckets], "idf_words": [buckets], "weight": [L, 2 * buckets]}
+    shape.update(shapes or {})
+    if poke:
+        tensors[poke[0]][poke[1]] = poke[2]
+    header, data = {"__metadata__": {"format": fmt, "labels": "\n".join(labels)}}, b""
+    for k in sorted(tensors):
+        b = struct.pack("<%df" % len(tensors[k]), *tensors[k])
+        header[k] = {"dtype": "F32", "shape": shape[k], "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def ngram_head_cases(m):
+    """gemmaclf.json's ngram_weight and the n-gram head file (ngram_head.safetensors): a bad head
+    is an error at load naming the file, never a crash; a good one classifies."""
+    cases = []
+    on = json.dumps({"labels": LABELS, "ngram_weight": 0.5}).encode()
+    good = ngram_head()
+    for name, files, expect, need in [
+        ("head on, file valid", {"ngram_head.safetensors": good}, "ok", None),
+        ("head off (weight 0), file invalid", {"ngram_head.safetensors": b"junk",
+                                                "gemmaclf.json": json.dumps({"ngram_weight": 0}).encode()}, "ok", None),
+        ("head on, file missing", {}, "error", "ngram_head.safetensors"),
+        ("ngram_weight 2", {"gemmaclf.json": b'{"ngram_weight": 2}', "ngram_head.safetensors": good}, "error", "ngram_weight"),
+        ("ngram_weight -0.1", {"gemmaclf.json": b'{"ngram_weight": -0.1}', "ngram_head.safetensors": good}, "error", "ngram_weight"),
+        ("ngram_weight a string", {"gemmaclf.json": b'{"ngram_weight": "0.5"}', "ngram_head.safetensors": good}, "error", "ngram_weight"),
+        ("head file empty", {"ngram_head.safetensors": b""}, "error", "ngram_head.safetensors"),
+        ("head file truncated", {"ngram_head.safetensors": good[:len(good) - 5]}, "error", "ngram_head.safetensors"),
+        ("head: NaN weight", {"ngram_head.safetensors": ngram_head(poke=("weight", 3, float("nan")))}, "error", "non-finite"),
+        ("head: Inf bias", {"ngram_head.safetensors": ngram_head(poke=("bias", 0, float("inf")))}, "error", "non-finite"),
+        ("head: negative idf", {"ngram_head.safetensors": ngram_head(poke=("idf_words", 1, -1.0))}, "error", "negative idf"),
+        ("head: other labels", {"ngram_head.safetensors": ngram_head(labels=["Hate", "Not Hate", "Extreme Hate"])}, "error", "labels"),
+        ("head: other format", {"ngram_head.safetensors": ngram_head(fmt="gemmaclf-ngram-9")}, "error", "format"),
+        ("head: 12 buckets", {"ngram_head.safetensors": ngram_head(buckets=12)}, "error", "power of two"),
+        ("head: weight shape lies", {"ngram_head.safetensors": ngram_head(shapes={"weight": [3, 1 << 40]})}, "error", "ngram_head.safetensors"),
+        ("head: 2^30 buckets declared", {"ngram_head.safetensors": ngram_head(shapes={"idf_chars": [1 << 30]})}, "error", "ngram_head.safetensors"),
+        ("head file is a directory", {"ngram_head.safetensors": lambda p: os.mkdir(p)}, "error", "ngram_head.safetensors"),
+    ]:
+        files = dict(files)
+        files.setdefault("gemmaclf.json", on)
+        cases.append(Case("ngram head", name, classify_sql(m.new(files)), expect, need))
     return cases
 
 

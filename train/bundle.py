@@ -14,6 +14,7 @@ import evaluate as ev  # noqa: E402
 
 FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
          "tokenizer_config.json", "gemmaclf.json")
+OPTIONAL = ("ngram_head.safetensors",)
 
 
 def hms(s):
@@ -35,6 +36,29 @@ def cv_table(rep):
                 pc["Hate"]["f1"], pc["Not Hate"]["f1"], c["metrics_zero_bias"]["macro"]["f1"], ch["temperature"],
                 c["calibration_t1"]["ece"], c["calibration"]["ece"]))
     return "\n".join(rows)
+
+
+def head_text(rep):
+    """The model card's paragraphs on the n-gram head (empty without one)."""
+    w = rep.get("ngram_weight", 0.0)
+    if not w:
+        return "", "", ""
+    cv = rep["cv"]
+    g = rep["dev_distinct_gemma_alone"]
+    grid = ", ".join("%s: %.4f" % (k, v) for k, v in sorted(cv["ngram_weight_macro_f1"].items(), key=lambda kv: float(kv[0])))
+    files = ("| `ngram_head.safetensors` | the n-gram head (%d buckets per part, F32; format in `train/ngram_head.py`) |\n"
+             % (1 << int(rep["config"]["ngram_bits"])))
+    recipe = f"""7. The n-gram head (`train/ngram_head.py`): a logistic regression (class-balanced, C = 10) over hashed
+   TF-IDF features of the comment's bytes (character 2-5-grams within words, word 1-2-grams; 2^{rep['config']['ngram_bits']}
+   buckets per part), fitted on the same training comments as each model (on the validation fold's
+   complement for the choice, on all of train for the bundle). gemmaclf scores
+   (1 - w) log_softmax(Gemma label scores) + w head log-probabilities; w = **{w:g}** was the best pooled
+   validation macro-F1 at bias 0 (w: macro-F1 = {grid}); the bias and T above were then chosen on the
+   mixed scores.
+"""
+    dev = (f"| Gemma model alone (no head, no bias; for comparison) | {g['macro']['f1']:.4f} | {g['per_class']['Extreme Hate']['f1']:.4f} | "
+           f"{g['per_class']['Hate']['f1']:.4f} | {g['per_class']['Not Hate']['f1']:.4f} |\n")
+    return files, recipe, dev
 
 
 def card(rep, name, command, wall, notes=""):
@@ -65,12 +89,17 @@ def card(rep, name, command, wall, notes=""):
         spread = " (per fold: macro-F1 %s, mean %.4f ± %.4f; Extreme Hate F1 %s, mean %.4f ± %.4f)" % (
             ", ".join("%.4f" % v for v in mf), statistics.mean(mf), statistics.stdev(mf),
             ", ".join("%.4f" % v for v in ef), statistics.mean(ef), statistics.stdev(ef))
+    head_files, head_recipe, head_dev = head_text(rep)
+    bias_text = ("gets no score bias (`bias_rule=zero`, train/README.md)" if cv["choice"].get("rule") == "zero" else
+                 "gets a score bias (grid of step 0.25 in [-3, 3] for Hate and Extreme Hate, Not Hate fixed at 0, "
+                 "maximising the 3x3-neighbourhood mean of macro-F1)")
+    served = "the Gemma model with the n-gram head (w %g)" % rep["ngram_weight"] if head_files else "the Gemma model"
     return f"""# {name}
 
 The default model of gemmaclf: a small Gemma 3 (`Gemma3ForCausalLM`, {rep['params'] / 1e6:.2f}M parameters,
 {size_mb:.1f} MB in F32) trained from scratch on the Indo-HateSpeech training split, then fine-tuned to answer
-`Not Hate`, `Hate` or `Extreme Hate` to the seed's chat prompt. Everything that was chosen (candidate
-weights, score bias, temperature) was chosen on a validation fold cut from the training split; dev was
+`Not Hate`, `Hate` or `Extreme Hate` to the seed's chat prompt{', served with an n-gram head' if head_files else ''}. Everything that was chosen (candidate
+weights, {'n-gram head weight, ' if head_files else ''}score bias, temperature) was chosen on a validation fold cut from the training split; dev was
 used only for the numbers reported below.
 
 ## Files
@@ -81,8 +110,8 @@ used only for the numbers reported below.
 | `model.safetensors` | F32 weights, tied embeddings (no `lm_head.weight`) |
 | `tokenizer.json`, `tokenizer_config.json` | {rep['vocab']:,}-token Gemma-style BPE (byte fallback) and the Gemma 3 chat template |
 | `generation_config.json` | as transformers writes it |
-| `gemmaclf.json` | labels, prompt prefix, per-label score bias and temperature for gemmaclf (below) |
-
+| `gemmaclf.json` | labels, prompt prefix, per-label score bias, temperature and n-gram head weight for gemmaclf (below) |
+{head_files}
 `gemmaclf.json`:
 
 ```json
@@ -97,6 +126,9 @@ used only for the numbers reported below.
   probabilities = softmax((score + bias) / temperature) and the arg-max label (the temperature never
   changes the label; the bias does: it is a prior correction). Missing labels' bias counts 0; a missing
   temperature counts 1.
+- `ngram_weight` w (when present and > 0): the score is (1 - w) x the log-softmax of the Gemma label
+  scores + w x the n-gram head's label log-probabilities (`ngram_head.safetensors`), before the bias and
+  temperature. transformers alone computes the Gemma part only.
 
 Loads in transformers: `Gemma3ForCausalLM.from_pretrained(dir)`, `AutoTokenizer.from_pretrained(dir)`;
 greedy generation answers the label too, but gemmaclf scores the labels (one forward pass, bias applied).
@@ -138,16 +170,18 @@ License of the data: CC BY 4.0.
    over the {c['sft_epochs']} epochs {sft['Not Hate']:,} / {sft['Hate']:,} / {sft['Extreme Hate']:,} Not Hate / Hate / Extreme Hate examples.
    Weight snapshots are kept at SFT epochs {', '.join(sorted(set(x for v in c['variants'].split('|') for x in v.split('+'))))}.
 5. On the validation fold(s) (a model trained the same way without them): each candidate
-   ({', '.join('`' + v + '`' for v in c['variants'].split('|'))}: a "+" averages those snapshots' weights) gets a score bias
-   (grid of step 0.25 in [-3, 3] for Hate and Extreme Hate, Not Hate fixed at 0, maximising the
-   3x3-neighbourhood mean of macro-F1); the candidate with the best smoothed macro-F1 wins
+   ({', '.join('`' + v + '`' for v in c['variants'].split('|'))}: a "+" averages those snapshots' weights) {bias_text};
+   the candidate with the best smoothed macro-F1 (3x3-neighbourhood mean on the bias grid) wins
    (`{vspec}`: {vtext}); then the temperature minimising the negative log-likelihood of
    softmax((score + bias) / T) on those predictions: T = {rep['temperature']:.3f}.
 6. The final model: steps 1-4 on all of train, candidate `{vspec}`, with that bias and temperature.
+{head_recipe}
+Each fold run's own table (the Gemma model alone; the bias is the one its fold run chose, with the rule
+of its time):
 
 {cv_table(rep)}
 
-Validation ({nval:,} held-out distinct training comments) of the chosen candidate with the chosen bias and T:
+Validation ({nval:,} held-out distinct training comments) of what is served ({served}) with the chosen bias and T:
 macro-F1 **{pooled['metrics']['macro']['f1']:.4f}**, Extreme Hate F1 **{eh(pooled['metrics']):.4f}**, ECE {pooled['calibration']['ece']:.4f}{spread}.
 (These numbers choose the candidate, so they are slightly optimistic for that choice; dev below is untouched.)
 
@@ -157,11 +191,11 @@ dev evaluation {t['eval_s']:.0f} s). {wall}Command:
 
     {command}
 
-## Results on dev (gemmaclf's scoring rule with the bias above, computed with transformers)
+## Results on dev (gemmaclf's scoring rule: {served}, computed with transformers)
 
 | score bias (Hate, Extreme Hate) | distinct dev macro-F1 | Extreme Hate F1 | Hate F1 | Not Hate F1 |
 |---|---|---|---|---|
-| 0, 0 (none) | {m0['macro']['f1']:.4f} | {eh(m0):.4f} | {m0['per_class']['Hate']['f1']:.4f} | {m0['per_class']['Not Hate']['f1']:.4f} |
+{head_dev}| 0, 0 (none) | {m0['macro']['f1']:.4f} | {eh(m0):.4f} | {m0['per_class']['Hate']['f1']:.4f} | {m0['per_class']['Not Hate']['f1']:.4f} |
 | {rep['bias'][1]:g}, {rep['bias'][2]:g} (chosen on validation) | {md['macro']['f1']:.4f} | {eh(md):.4f} | {md['per_class']['Hate']['f1']:.4f} | {md['per_class']['Not Hate']['f1']:.4f} |
 
 {ev.fmt_table(md, 'Distinct dev comments')}
@@ -206,8 +240,11 @@ def main():
     a = ap.parse_args()
     rep = json.load(open(os.path.join(a.run_dir, "report.json")))
     os.makedirs(a.model_dir, exist_ok=True)
-    for f in FILES:
-        shutil.copy(os.path.join(a.run_dir, "model", f), os.path.join(a.model_dir, f))
+    for f in FILES + OPTIONAL:
+        if f in FILES or os.path.exists(os.path.join(a.run_dir, "model", f)):
+            shutil.copy(os.path.join(a.run_dir, "model", f), os.path.join(a.model_dir, f))
+        elif os.path.exists(os.path.join(a.model_dir, f)):
+            os.remove(os.path.join(a.model_dir, f))
     fix_special_ids(a.model_dir)
     for png in ("confusion_dev.png", "reliability.png"):
         shutil.copy(os.path.join(a.run_dir, png), os.path.join(a.model_dir, png))

@@ -47,10 +47,13 @@ FULL = dict(
     # weight averaging: candidate models built from SFT snapshots taken at these epoch positions;
     # each candidate is a "+"-joined list of positions whose weights are averaged ("3" = the last)
     variants="3|2|2+3|2+2.5+3",
+    # n-gram head served next to the Gemma model (train/ngram_head.py): 1 = fitted in every fold run and
+    # on all of train, its weight chosen on the validation fold(s); 0 = none. ngram_bits: log2 buckets
+    ngram_head=1, ngram_bits=17,
 )
 SMOKE = dict(FULL, vocab_size=1024, hidden_size=64, num_hidden_layers=2, intermediate_size=128,
              num_attention_heads=2, head_dim=32, lm_epochs=1, lm_lr=3e-3, sft_epochs=3, sft_lr=3e-3,
-             batch_size=16, n_train=400, n_dev=120, n_folds=4)
+             batch_size=16, n_train=400, n_dev=120, n_folds=4, ngram_bits=10)
 
 
 def log(msg):
@@ -501,6 +504,10 @@ def run_fold(args, cfg, fold, out):
             "ECE %.4f -> %.4f" % (fold, spec, mt["macro"]["f1"], mt["per_class"]["Extreme Hate"]["f1"],
                                   ch["bias"], ch["smoothed_macro_f1"], ch["zero_bias_macro_f1"], ch["temperature"],
                                   cands[spec]["calibration_t1"]["ece"], cands[spec]["calibration"]["ece"]))
+    if int(cfg["ngram_head"]):
+        import ngram_head
+        npz["ngram_head"] = ngram_head.log_probs(ngram_head.fit(tr, int(cfg["ngram_bits"])), [r["text"] for r in va])
+        log("fold %d: n-gram head alone macro-F1 %.4f" % (fold, _macro_f1(y, npz["ngram_head"])))
     np.savez(os.path.join(out, "val_scores.npz"), **npz)
     res["timings"]["val_scoring_s"] = time.time() - t
     res["timings"]["total_s"] = time.time() - t_all
@@ -512,10 +519,32 @@ def run_fold(args, cfg, fold, out):
     return rep
 
 
-def calibration_from_folds(fold_dirs, rule):
+def _macro_f1(y, scores):
+    import evaluate as ev
+    return ev.metrics(y, np.argmax(scores, 1).tolist())["macro"]["f1"]
+
+
+def fold_head_scores(d, data, bits):
+    """A fold run's n-gram head log-probabilities on its validation comments: saved by the fold run,
+    or (fold runs made before the head existed, full data only) fitted now on that fold's training
+    comments."""
+    import ngram_head
+    if "ngram_head" in data.files:
+        return data["ngram_head"]
+    cv = json.load(open(os.path.join(d, "cv.json")))
+    assert not cv.get("smoke"), "%s: a smoke fold run without n-gram head scores" % d
+    tr, va = ngram_head.fold_rows(cv["fold"])
+    assert [LABELS.index(r["label"]) for r in va] == data["y"].tolist(), "%s: not fold %d's comments" % (d, cv["fold"])
+    return ngram_head.log_probs(ngram_head.fit(tr, bits), [r["text"] for r in va])
+
+
+def calibration_from_folds(fold_dirs, rule, cfg=None):
     """Pool the validation predictions of the folds; pick the candidate with the best smoothed
-    macro-F1 at its chosen bias (rule: see choose), then the bias and temperature on the pooled
-    predictions."""
+    macro-F1 at its chosen bias (rule: see choose); with the n-gram head, its weight (the best pooled
+    macro-F1 at bias 0 over ngram_head.WEIGHTS); then the bias and temperature on the pooled
+    predictions of what is served."""
+    import ngram_head
+    cfg = cfg or FULL
     data = [np.load(os.path.join(d, "val_scores.npz")) for d in fold_dirs]
     specs = [k[len("scores_"):] for k in data[0].files if k.startswith("scores_")]
     y = np.concatenate([d["y"] for d in data]).tolist()
@@ -526,6 +555,13 @@ def calibration_from_folds(fold_dirs, rule):
         per[spec] = (ch, sc)
     best = max(specs, key=lambda s: per[s][0]["smoothed_macro_f1"])
     ch, sc = per[best]
+    weight, by_weight = 0.0, {}
+    if int(cfg["ngram_head"]):
+        lp = np.concatenate([fold_head_scores(d, x, int(cfg["ngram_bits"])) for d, x in zip(fold_dirs, data)])
+        by_weight = {w: _macro_f1(y, ngram_head.combine(sc, lp, w)) for w in (0.0,) + ngram_head.WEIGHTS}
+        weight = max(ngram_head.WEIGHTS, key=lambda w: by_weight[w])
+        sc = ngram_head.combine(sc, lp, weight)
+        ch = choose(sc, y, rule)
     summ = fold_scores_summary(sc, y, ch)
     per_fold = []
     off = 0
@@ -534,6 +570,7 @@ def calibration_from_folds(fold_dirs, rule):
         per_fold.append(fold_scores_summary(sc[off:off + n], y[off:off + n], ch)["metrics"])
         off += n
     return {"variant": best, "bias": ch["bias"], "temperature": ch["temperature"], "folds": list(fold_dirs),
+            "ngram_weight": weight, "ngram_weight_macro_f1": {str(w): f for w, f in by_weight.items()},
             "choice": {k: v for k, v in ch.items() if not k.startswith("bias_grid")},
             "candidates_smoothed_macro_f1": {s: per[s][0]["smoothed_macro_f1"] for s in specs},
             "pooled": summ, "per_fold_metrics": per_fold, "_val": (sc, y)}
@@ -561,11 +598,20 @@ def run_final(args, cfg, calib, out):
     dev_dist = distinct(dev_rows)
     s_rows = label_logprobs(model, enc, [r["text"] for r in dev_rows]).numpy()
     s_dist = label_logprobs(model, enc, [r["text"] for r in dev_dist]).numpy()
+    s_gemma_dist = s_dist
+    weight, head = calib.get("ngram_weight", 0.0), None
+    if weight > 0:  # what gemmaclf serves: the Gemma scores mixed with the head's
+        import ngram_head
+        head = ngram_head.fit(train_d, int(cfg["ngram_bits"]))
+        s_rows = ngram_head.combine(s_rows, ngram_head.log_probs(head, [r["text"] for r in dev_rows]), weight)
+        s_dist = ngram_head.combine(s_dist, ngram_head.log_probs(head, [r["text"] for r in dev_dist]), weight)
+        timings["ngram_head_s"] = time.time() - t
     y_rows = [LABELS.index(r["label"]) for r in dev_rows]
     y_dist = [LABELS.index(r["label"]) for r in dev_dist]
     m_rows = ev.metrics(y_rows, np.argmax(s_rows + np.array(bias), 1).tolist())
     m_dist = ev.metrics(y_dist, np.argmax(s_dist + np.array(bias), 1).tolist())
     m0_dist = ev.metrics(y_dist, np.argmax(s_dist, 1).tolist())
+    m_gemma_dist = ev.metrics(y_dist, np.argmax(s_gemma_dist, 1).tolist())
     m0_rows = ev.metrics(y_rows, np.argmax(s_rows, 1).tolist())
     cal_dev = calibrate.summary(s_dist, y_dist, bias, temp)
     cal_dev_t1 = calibrate.summary(s_dist, y_dist, bias, 1.0)
@@ -590,12 +636,15 @@ def run_final(args, cfg, calib, out):
         shutil.copy(os.path.join(res["tok_dir"], f), os.path.join(mdir, f))
     for f in os.listdir(mdir):
         if f not in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-                     "tokenizer_config.json"):
+                     "tokenizer_config.json", "ngram_head.safetensors"):
             os.remove(os.path.join(mdir, f))
     fix_special_ids(mdir)
     gc = {"labels": LABELS, "prompt_prefix": PROMPT_PREFIX,
           "score_bias": {"Not Hate": 0.0, "Hate": bias[1], "Extreme Hate": bias[2]},
           "temperature": round(temp, 4)}
+    if head is not None:
+        ngram_head.save(head, os.path.join(mdir, "ngram_head.safetensors"))
+        gc["ngram_weight"] = weight
     with open(os.path.join(mdir, "gemmaclf.json"), "w", encoding="utf-8") as f:
         json.dump(gc, f, indent=1)
         f.write("\n")
@@ -604,7 +653,7 @@ def run_final(args, cfg, calib, out):
     # reload check: the export loads and reproduces the scores
     reloaded = Gemma3ForCausalLM.from_pretrained(mdir, dtype=torch.float32)
     s_re = label_logprobs(reloaded, enc, [r["text"] for r in dev_dist[:32]]).numpy()
-    reload_diff = float(np.abs(s_re - s_dist[:32]).max())
+    reload_diff = float(np.abs(s_re - s_gemma_dist[:32]).max())
 
     ev.plot_confusions(m_rows, m_dist, os.path.join(out, "confusion_dev.png"))
     cv = {k: v for k, v in calib.items() if k != "_val"}
@@ -612,6 +661,7 @@ def run_final(args, cfg, calib, out):
                   cv=cv, variant=calib["variant"], bias=bias, temperature=temp,
                   bias_choice={"Hate": bias[1], "Extreme Hate": bias[2]},
                   dev_rows=m_rows, dev_distinct=m_dist, dev_distinct_zero_bias=m0_dist, dev_rows_zero_bias=m0_rows,
+                  ngram_weight=weight, dev_distinct_gemma_alone=m_gemma_dist,
                   dev_distinct_calibration=cal_dev, dev_distinct_calibration_t1=cal_dev_t1,
                   dev_rows_calibration=cal_dev_rows)
     with open(os.path.join(out, "report.json"), "w") as f:
@@ -667,7 +717,7 @@ def main(argv=None):
         for f in [int(x) for x in cfg["cv_folds"].split(",")]:
             fold_dirs.append(os.path.join(out, "fold%d" % f))
             run_fold(args, cfg, f, fold_dirs[-1])
-    calib = calibration_from_folds(fold_dirs, cfg["bias_rule"])
+    calib = calibration_from_folds(fold_dirs, cfg["bias_rule"], cfg)
     log("chosen on %d fold(s): candidate %s, bias %s, temperature %.3f; pooled validation macro-F1 %.4f "
         "EH F1 %.4f ECE %.4f" % (len(fold_dirs), calib["variant"], calib["bias"], calib["temperature"],
                                   calib["pooled"]["metrics"]["macro"]["f1"],

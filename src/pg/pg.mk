@@ -30,7 +30,7 @@ EXTRA_CLEAN += $(PG_SRCS:.c=.d)
 
 GC_MODEL_DIRS := $(patsubst %/config.json,%,$(wildcard models/*/config.json))
 GC_MODEL_FILES := config.json model.safetensors model.safetensors.index.json tokenizer.json \
-                  tokenizer_config.json gemmaclf.json generation_config.json
+                  tokenizer_config.json gemmaclf.json generation_config.json ngram_head.safetensors
 
 install: install-gemmaclf-models
 .PHONY: install-gemmaclf-models

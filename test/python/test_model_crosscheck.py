@@ -11,7 +11,12 @@
    or an object with "logits".
 3. `GC_BIN classify MODEL_DIR`: JSON lines of JSON strings in, {"label", "scores"} out; labels
    equal the Python scoring rule's for >= 99.9% of dev rows; scores equal softmax((score + bias) / T)
-   (bias and temperature T from gemmaclf.json).
+   (bias and temperature T from gemmaclf.json), where score is, with an n-gram head (gemmaclf.json
+   "ngram_weight" w > 0), (1 - w) log_softmax(model scores) + w head log-probabilities computed by
+   train/ngram_head.py. The texts are the dev rows plus edge cases of the head's byte features
+   (case, every ASCII blank, non-ASCII, a text past the input cap).
+4. With an n-gram head: the head alone (a copy of the directory with ngram_weight 1, T 1, no bias)
+   gives train/ngram_head.py's probabilities within 1e-5 on the same texts and the empty ones.
 A missing package, data set, CLI or CLI command is a failure: nothing would be compared.
 
 Env: GC_BIN (default bin/gemmaclf), GC_MODEL_DIR (default models/gemmaclf-hinglish-small),
@@ -92,7 +97,7 @@ def main():
     max_tok = 512  # gemmaclf's default max_input_tokens
     dev = load_split("dev")
     dd = distinct(dev)
-    s_dd = label_logprobs(model, enc, [r["text"] for r in dd], max_tokens=max_tok).numpy()
+    s_dd = served(model, enc, mdir, [r["text"] for r in dd], max_tok)
     m = metrics([LABELS.index(r["label"]) for r in dd], np.argmax(s_dd + bias, 1).tolist())
     print("distinct dev: macro-F1 %.4f, Extreme Hate F1 %.4f" % (m["macro"]["f1"],
                                                                  m["per_class"]["Extreme Hate"]["f1"]))
@@ -106,7 +111,57 @@ def main():
         check_logits(gc_bin, mdir, model, enc, dev[:50], max_tok)
     # 3. classify
     if check("classify" in cmds, "%s missing or has no 'classify' command: label cross-check not run" % gc_bin):
-        check_classify(gc_bin, mdir, model, enc, dev, bias, load_temperature(mdir), max_tok, LABELS)
+        check_classify(gc_bin, mdir, model, enc, dev + [{"text": t} for t in EDGE_TEXTS], bias,
+                       load_temperature(mdir), max_tok, LABELS)
+        check_head_alone(gc_bin, mdir, [r["text"] for r in dev] + EDGE_TEXTS + ["", "   \n"], max_tok, LABELS)
+
+
+def check_head_alone(gc_bin, mdir, texts, max_tok, labels):
+    import tempfile
+    import numpy as np
+    import ngram_head
+    head, w = ngram_head.model_head(mdir)
+    if head is None:
+        print("no n-gram head in %s: head check not run" % mdir)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        for f in os.listdir(mdir):
+            if f != "gemmaclf.json":
+                os.symlink(os.path.join(os.path.abspath(mdir), f), os.path.join(d, f))
+        cfg = json.load(open(os.path.join(mdir, "gemmaclf.json"), encoding="utf-8"))
+        cfg.update(ngram_weight=1.0, temperature=1.0, score_bias={})
+        json.dump(cfg, open(os.path.join(d, "gemmaclf.json"), "w", encoding="utf-8"))
+        rc, out, err = run_bin([gc_bin, "classify", d, "--max-input-tokens", str(max_tok)],
+                               [json.dumps(t) for t in texts])
+    if not check(rc == 0 and len(out) == len(texts),
+                 "head alone: exit %d, %d lines for %d texts; stderr: %s" % (rc, len(out), len(texts), err[-500:])):
+        return
+    want = np.exp(ngram_head.log_probs(head, texts, cap=ngram_head.text_cap(max_tok)))
+    got = np.array([[json.loads(l)["scores"][lab] for lab in labels] for l in out])
+    dp = float(np.abs(got - want).max())
+    print("head alone: max |probability difference| %.2e over %d texts" % (dp, len(texts)))
+    check(dp <= 1e-5, "n-gram head probabilities equal train/ngram_head.py's within 1e-5 (%.2e)" % dp)
+
+
+# Byte-feature edge cases of the n-gram head: upper case (only A-Z is folded), each ASCII blank
+# that splits words, non-ASCII bytes (word bytes), underscores and digits, 1-byte runs (not
+# words), and a text past the 32,768-byte input cap (max_input_tokens 512). Empty texts only in the
+# head check: the engine tokenizes the prompt of an empty comment as one string, the Python
+# PromptEncoder as head + tail.
+EDGE_TEXTS = ["MAAR DALO ISKO", "Tu\tbahut\nganda\rhai\x0bnikal\x0cyahan se", "तुम बहुत बुरे हो 😡😡",
+              "ÄÖÜ Ça va", "a b c d e", "_x_ 42 4 2 __", "x" * 40000,
+              "kutta " * 6000 + "PAGAL"]
+
+
+def served(model, enc, mdir, texts, max_tok):
+    """The label scores gemmaclf serves (before bias and temperature)."""
+    from scoring import label_logprobs
+    import ngram_head
+    s = label_logprobs(model, enc, texts, max_tokens=max_tok).numpy()
+    head, w = ngram_head.model_head(mdir)
+    if head is None:
+        return s
+    return ngram_head.combine(s, ngram_head.log_probs(head, texts, cap=ngram_head.text_cap(max_tok)), w)
 
 
 def check_logits(gc_bin, mdir, model, enc, rows, max_tok):
@@ -139,8 +194,7 @@ def check_logits(gc_bin, mdir, model, enc, rows, max_tok):
 
 def check_classify(gc_bin, mdir, model, enc, rows, bias, temperature, max_tok, labels):
     import numpy as np
-    from scoring import label_logprobs
-    s = label_logprobs(model, enc, [r["text"] for r in rows], max_tokens=max_tok).numpy() + bias
+    s = served(model, enc, mdir, [r["text"] for r in rows], max_tok) + bias
     want = [labels[i] for i in np.argmax(s, 1)]
     prob = np.exp((s - s.max(1, keepdims=True)) / temperature)
     prob /= prob.sum(1, keepdims=True)

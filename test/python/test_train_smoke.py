@@ -63,6 +63,7 @@ def main():
         check_tokenizer(os.path.join(mdir, "tokenizer.json"))
         check_export(mdir, rep)
         check_calibration(out, mdir, rep)
+        check_ngram_head(out, mdir, rep)
         check_options(tmp, shared)
     check_calibrate_math()
     check_distillation_loss()
@@ -175,6 +176,52 @@ def check_calibration(out, mdir, rep):
     e = rep["dev_distinct_calibration"]["ece"]
     check(0 <= e <= 1, "dev ECE in [0, 1]: %r" % e)
     check(os.path.isfile(os.path.join(out, "reliability.png")), "reliability plot written")
+
+
+def check_ngram_head(out, mdir, rep):
+    """The n-gram head: fold scores saved, weight chosen from the grid and exported with the head file,
+    the byte features by hand, and what bin/gemmaclf serves = the Python rule (transformers + head)."""
+    import numpy as np
+    import ngram_head
+    from common import LABELS, distinct, load_split
+    npz = np.load(os.path.join(out, "fold0", "val_scores.npz"))
+    lp = npz["ngram_head"] if "ngram_head" in npz.files else None
+    check(lp is not None and lp.shape == (len(npz["y"]), 3) and np.allclose(np.exp(lp).sum(1), 1),
+          "fold run saved the head's log-probabilities")
+    gc = json.load(open(os.path.join(mdir, "gemmaclf.json")))
+    check(gc.get("ngram_weight") == rep["ngram_weight"] and rep["ngram_weight"] in ngram_head.WEIGHTS,
+          "exported ngram_weight %r = chosen %r" % (gc.get("ngram_weight"), rep["ngram_weight"]))
+    head = ngram_head.load(os.path.join(mdir, "ngram_head.safetensors"))
+    check(head["idf_chars"].shape == (1 << rep["config"]["ngram_bits"],) and head["weight"].shape == (3, 2 << rep["config"]["ngram_bits"]),
+          "head file shapes: %r" % {k: v.shape for k, v in head.items()})
+    chars, words = ngram_head.ngrams("Ab c\tAB_9")
+    want_chars = [b"c" + g for g in (b" a", b"ab", b"b ", b" ab", b"ab ", b" ab ", b" c", b"c ", b" c ",
+                                     b" a", b"ab", b"b_", b"_9", b"9 ", b" ab", b"ab_", b"b_9", b"_9 ",
+                                     b" ab_", b"ab_9", b"b_9 ", b" ab_9", b"ab_9 ")]
+    check(sorted(chars) == sorted(want_chars) and words == [b"wab", b"wab_9", b"wab ab_9"],
+          "byte n-grams by hand: %r %r" % (chars, words))
+    gc_bin = os.path.join(ROOT, "bin", "gemmaclf")
+    check(os.access(gc_bin, os.X_OK), "%s built (the served-scores check needs it)" % gc_bin)
+    if not os.access(gc_bin, os.X_OK):
+        return
+    import torch
+    from transformers import Gemma3ForCausalLM
+    from scoring import PromptEncoder, label_logprobs
+    texts = [r["text"] for r in distinct(load_split("dev"))[:40]] + ["MAAR DO", "x" * 5000]
+    model = Gemma3ForCausalLM.from_pretrained(mdir, dtype=torch.float32).eval()
+    s = label_logprobs(model, PromptEncoder(os.path.join(mdir, "tokenizer.json")), texts,
+                       max_tokens=512).numpy()
+    s = ngram_head.combine(s, ngram_head.log_probs(head, texts), gc["ngram_weight"])
+    s = (s + np.array([gc["score_bias"][k] for k in LABELS])) / gc["temperature"]
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    r = subprocess.run([gc_bin, "classify", mdir], input="".join(json.dumps(t) + "\n" for t in texts),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    ok = r.returncode == 0 and len(got) == len(p)
+    dp = max(abs(g["scores"][k] - p[i, j]) for i, g in enumerate(got) for j, k in enumerate(LABELS)) if ok else 1
+    check(ok and dp < 1e-4, "bin/gemmaclf serves the recipe's rule (model + head, bias, T): max |dp| %.2e (%s)" % (
+        dp, r.stderr[-300:]))
 
 
 def check_calibrate_math():

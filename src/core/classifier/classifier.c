@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "classifier/fingerprint.h"
+#include "classifier/ngram_head.h"
 #include "classifier/prompt.h"
 #include "common/file_id.h"
 
@@ -21,6 +22,7 @@ struct gc_classifier {
     gc_model *model;
     gc_tokenizer *tok;
     gc_labels_config cfg;
+    gc_ngram_head *ngram;       /* when cfg.ngram_weight > 0 */
     gc_ids label_ids[GC_MAX_LABELS];
     int first_token;            /* labels' first ids all differ */
     int32_t first_ids[GC_MAX_LABELS];
@@ -89,10 +91,10 @@ static gc_status fingerprint(gc_classifier *c, gc_err *e)
 {
     static const char *const fixed[] = {"config.json", "model.safetensors.index.json",
                                         "tokenizer.json", "tokenizer_config.json",
-                                        "gemmaclf.json"};
+                                        "gemmaclf.json", GC_NGRAM_HEAD_FILE};
     int nw = gc_model_weight_file_count(c->model), n = 0;
     size_t dl = strlen(c->dir);
-    const char **names = malloc(sizeof *names * (size_t)(nw + 5));
+    const char **names = malloc(sizeof *names * (size_t)(nw + 6));
     if (!names)
         return gc_fail(e, GC_ENOMEM, "out of memory");
     for (int i = 0; i < nw; i++) { /* shards are named relative to the directory */
@@ -111,6 +113,23 @@ static gc_status fingerprint(gc_classifier *c, gc_err *e)
     return st;
 }
 
+/* The n-gram head that gemmaclf.json's "ngram_weight" turns on; its absence is then an error
+ * (the labels would silently change). */
+static gc_status load_ngram_head(gc_classifier *c, gc_err *e)
+{
+    if (!(c->cfg.ngram_weight > 0))
+        return GC_OK;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", c->dir, GC_NGRAM_HEAD_FILE) >= (int)sizeof path)
+        return gc_fail(e, GC_EINVAL, "model directory path too long");
+    gc_status st = gc_ngram_head_load(path, (const char *const *)c->cfg.labels, c->cfg.n_labels,
+                                      &c->ngram, e);
+    if (st)
+        gc_err_prefix(e, "gemmaclf.json sets \"ngram_weight\" %g, but the n-gram head",
+                      c->cfg.ngram_weight);
+    return st;
+}
+
 gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *opts,
                              gc_classifier **out, gc_err *e)
 {
@@ -125,7 +144,7 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
                         .map_files = opts ? opts->map_files : 0};
     /* Identities before reading, so that a change during the load shows afterwards. */
     static const char *const watched[] = {"tokenizer.json", "tokenizer_config.json",
-                                          "gemmaclf.json"};
+                                          "gemmaclf.json", GC_NGRAM_HEAD_FILE};
     gc_status st = GC_OK;
     for (size_t i = 0; i < sizeof watched / sizeof watched[0] && !st; i++) {
         char path[4096];
@@ -138,6 +157,8 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
         st = gc_tokenizer_load(model_dir, &c->tok, e);
     if (!st)
         st = gc_labels_config_load(model_dir, &c->cfg, e);
+    if (!st)
+        st = load_ngram_head(c, e);
     if (!st)
         st = encode_labels(c, e);
     if (!st)
@@ -175,6 +196,7 @@ void gc_classifier_free(gc_classifier *c)
         gc_ids_free(&c->label_ids[i]);
     gc_prompt_frame_free(&c->frame);
     gc_labels_config_free(&c->cfg);
+    gc_ngram_head_free(c->ngram);
     gc_tokenizer_free(c->tok);
     gc_model_free(c->model);
     gc_file_watch_free(&c->files);
@@ -274,17 +296,31 @@ static size_t label_tokens_max(const gc_classifier *c)
     return m;
 }
 
-gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids *out, gc_err *e)
+/* Comment tokens kept: max_input_tokens, and never past the positions the model was trained
+ * for (prompt markers and labels included). */
+static size_t max_comment_tokens(const gc_session *s)
 {
     const gc_classifier *c = s->c;
     size_t max_tok = (size_t)s->opts.max_input_tokens;
-    /* Never past the positions the model was trained for (prompt markers and labels included). */
     size_t fixed_ids = c->frame.head.n + c->frame.tail.n + label_tokens_max(c) + 8;
     size_t max_pos = (size_t)gc_model_config(c->model)->max_position_embeddings;
     if (max_pos > fixed_ids && max_tok > max_pos - fixed_ids)
         max_tok = max_pos - fixed_ids;
-    /* A byte budget ahead of tokenizing, generous at 64 bytes per token. */
-    size_t max_bytes = max_tok * 64 > 4096 ? max_tok * 64 : 4096;
+    return max_tok;
+}
+
+/* A byte budget ahead of tokenizing, generous at 64 bytes per token; the n-gram head reads the
+ * same bytes. */
+static size_t max_text_bytes(const gc_session *s)
+{
+    size_t max_tok = max_comment_tokens(s);
+    return max_tok * 64 > 4096 ? max_tok * 64 : 4096;
+}
+
+gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids *out, gc_err *e)
+{
+    const gc_classifier *c = s->c;
+    size_t max_tok = max_comment_tokens(s), max_bytes = max_text_bytes(s);
     char *owned;
     gc_status st = gc_prompt_clip_text(&text, &len, max_bytes, &owned, e);
     if (st)
@@ -498,6 +534,46 @@ static gc_status check_finite(const gc_classifier *c, int n, const float *scores
     return GC_OK;
 }
 
+/* row = (1 - w) log_softmax(row) + w head: the model's label scores mixed with the head's. */
+static void mix_row(float *row, const double *head, int n_labels, double w)
+{
+    double mx = -INFINITY, sum = 0;
+    for (int l = 0; l < n_labels; l++)
+        mx = fmax(mx, row[l]);
+    for (int l = 0; l < n_labels; l++)
+        sum += exp((double)row[l] - mx);
+    for (int l = 0; l < n_labels; l++)
+        row[l] = (float)((1 - w) * ((double)row[l] - mx - log(sum)) + w * head[l]);
+}
+
+/* Mixes the n-gram head into every text's scores. The head hashes the text's first
+ * max_text_bytes bytes as they are, as train/ngram_head.py does; the tokenizer's copy is also
+ * stripped of leading blanks and has invalid UTF-8 replaced, which text from PostgreSQL (converted
+ * to UTF-8) and from the CLI (JSON strings) does not have. */
+static gc_status mix_ngram_head(gc_session *s, int n, const char *const *texts,
+                                const size_t *lens, float *scores, gc_err *e)
+{
+    const gc_classifier *c = s->c;
+    const gc_ctx_opts *o = &s->opts.ctx;
+    double head[GC_MAX_LABELS];
+    size_t cap = max_text_bytes(s);
+    gc_ngram_scratch scratch = {0};
+    gc_status st = GC_OK;
+    for (int i = 0; i < n && !st; i++) {
+        const char *t = texts[i] ? texts[i] : "";
+        size_t len = lens ? lens[i] : strlen(t);
+        /* ~10 us per comment, but one call may hold 100,000 long ones */
+        if (i % 256 == 255 && o->interrupt && o->interrupt(o->interrupt_arg))
+            st = gc_fail(e, GC_ECANCELED, "classification canceled");
+        if (!st)
+            st = gc_ngram_head_log_probs(c->ngram, t, len < cap ? len : cap, &scratch, head, e);
+        if (!st)
+            mix_row(scores + (size_t)i * c->cfg.n_labels, head, c->cfg.n_labels, c->cfg.ngram_weight);
+    }
+    gc_ngram_scratch_free(&scratch);
+    return st;
+}
+
 gc_status gc_classify(gc_session *s, int n, const char *const *texts, const size_t *lens,
                       float *probs, int *labels, gc_err *e)
 {
@@ -533,6 +609,8 @@ gc_status gc_classify(gc_session *s, int n, const char *const *texts, const size
         st = score_items(s, NULL, ids.v, without, nwo, probs, e);
     if (!st)
         st = check_finite(c, n, probs, e);
+    if (!st && c->ngram)
+        st = mix_ngram_head(s, n, texts, lens, probs, e);
     if (!st)
         for (int i = 0; i < n; i++)
             to_probs(c, probs + (size_t)i * c->cfg.n_labels, labels ? labels + i : NULL);

@@ -104,6 +104,7 @@ gc_status gc_labels_config_parse(const char *json, gc_labels_config *cfg, gc_err
     const cJSON *prefix = cJSON_GetObjectItemCaseSensitive(root, "prompt_prefix");
     const cJSON *bias = cJSON_GetObjectItemCaseSensitive(root, "score_bias");
     const cJSON *temp = cJSON_GetObjectItemCaseSensitive(root, "temperature");
+    const cJSON *ngram = cJSON_GetObjectItemCaseSensitive(root, "ngram_weight");
     if (labels && !cJSON_IsNull(labels))
         st = parse_labels(labels, cfg, e);
     if (!st && prefix && !cJSON_IsNull(prefix)) {
@@ -123,6 +124,12 @@ gc_status gc_labels_config_parse(const char *json, gc_labels_config *cfg, gc_err
             st = gc_fail(e, GC_EFORMAT, "\"temperature\" must be a finite number > 0");
         else
             cfg->temperature = temp->valuedouble;
+    }
+    if (!st && ngram && !cJSON_IsNull(ngram)) {
+        if (!cJSON_IsNumber(ngram) || !(ngram->valuedouble >= 0 && ngram->valuedouble <= 1))
+            st = gc_fail(e, GC_EFORMAT, "\"ngram_weight\" must be a number in [0, 1]");
+        else
+            cfg->ngram_weight = ngram->valuedouble;
     }
     cJSON_Delete(root);
     if (st)

@@ -1,5 +1,5 @@
 /* gemmaclf.json beside a model: which labels the classifier scores, the prompt prefix and
- * per-label score biases and the temperature of the probabilities. Absent file = the defaults of the seed's hate-speech classifier
+ * per-label score biases, the temperature of the probabilities and the weight of the n-gram head. Absent file = the defaults of the seed's hate-speech classifier
  * (its prompt prefix: GC_DEFAULT_PROMPT_PREFIX in classifier/prompt.h). */
 #ifndef GC_LABELS_CONFIG_H
 #define GC_LABELS_CONFIG_H
@@ -15,6 +15,8 @@ typedef struct gc_labels_config {
     double temperature;          /* probabilities = softmax((score + bias) / temperature); finite,
                                   * > 0, default 1; it never changes the arg-max label */
     char *prompt_prefix;         /* malloc'd */
+    double ngram_weight;         /* > 0: scores = (1 - w) log_softmax(model scores) + w n-gram head
+                                  * log-probabilities (classifier/ngram_head.h); in [0, 1], default 0 */
 } gc_labels_config;
 
 /* Reads <model_dir>/gemmaclf.json when present, else fills the defaults. */

@@ -40,6 +40,7 @@ static void add_labels(cJSON *j, const gc_classifier *c)
     cJSON_AddStringToObject(j, "scoring",
                             gc_classifier_first_token_scoring(c) ? "first_token" : "sequence");
     cJSON_AddNumberToObject(j, "cached_prefix_tokens", gc_classifier_shared_prefix_len(c));
+    cJSON_AddNumberToObject(j, "ngram_weight", lc->ngram_weight);
 }
 
 static void add_runtime(cJSON *j, const gc_classifier *c, const gc_model_info_runtime *rt)
