@@ -438,7 +438,7 @@ static void test_model_info(const gc_classifier *c)
           "runtime facts as given");
     /* the fingerprint is what sha256sum computes over the model's files (fingerprint.h) */
     char cmd[PATH_MAX + 256], want[128] = "";
-    snprintf(cmd, sizeof cmd, "cd '%s' && ls config.json gemmaclf.json model.safetensors* "
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls config.json gemmaclf.json model.safetensors* ngram_head.safetensors "
              "tokenizer.json tokenizer_config.json 2>/dev/null | LC_ALL=C sort | "
              "xargs sha256sum | sha256sum | cut -c1-64", gc_classifier_dir(c));
     FILE *f = popen(cmd, "r");

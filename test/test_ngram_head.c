@@ -179,6 +179,19 @@ static void test_reload_and_errors(void)
     CHECK(gc_classifier_open(dir, NULL, &c, &e) == GC_OK, "%s", e.msg);
     if (c) {
         CHECK(!gc_classifier_files_changed(c), "unchanged after open");
+        /* the head decides labels: it is in the fingerprint (docs/scale-out.md's command) */
+        char cmd[PATH_MAX + 256], want[128] = "";
+        snprintf(cmd, sizeof cmd, "cd '%s' && ls config.json gemmaclf.json model.safetensors* "
+                 GC_NGRAM_HEAD_FILE " tokenizer.json tokenizer_config.json 2>/dev/null | "
+                 "LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64", dir);
+        FILE *f = popen(cmd, "r");
+        CHECK(f && fgets(want, sizeof want, f), "sha256sum of the model files");
+        if (f)
+            pclose(f);
+        want[strcspn(want, "\n")] = 0;
+        const char *fp = gc_classifier_fingerprint(c, &e);
+        CHECK(fp && !strcmp(fp, want), "fingerprint %s = sha256sum with the head %s", fp ? fp : e.msg,
+              want);
         head_spec h = DEFAULT;
         h.bias[0] = 3;
         char p[PATH_MAX + 64];

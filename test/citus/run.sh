@@ -284,7 +284,7 @@ SQL
   ) || return 1
   expect "nodes with a fingerprint, same_model, same_scores" "$(paste -sd' ' <<<"$out")" "3 t t" || return 1
   dir=$(q "$P0" -c "SELECT gemmaclf_model_info()->>'model_path'")
-  want=$(cd "$dir" && ls config.json gemmaclf.json model.safetensors* tokenizer.json tokenizer_config.json 2>/dev/null |
+  want=$(cd "$dir" && ls config.json gemmaclf.json model.safetensors* ngram_head.safetensors tokenizer.json tokenizer_config.json 2>/dev/null |
          LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
   expect "fingerprint vs sha256sum over $dir" "$(q "$P0" -c "SELECT DISTINCT result::jsonb->>'fingerprint' FROM run_command_on_all_nodes(\$\$SELECT gemmaclf_model_info()\$\$)")" "$want" || return 1
   echo "3 nodes: fingerprint $want (= sha256sum over the model's files), one set of probe scores"

@@ -3,7 +3,8 @@
  * per load. Reproducible with coreutils in the model directory:
  *     sha256sum FILE... | sha256sum
  * over the files present among config.json, gemmaclf.json, model.safetensors or
- * model.safetensors.index.json and its shards, tokenizer.json, tokenizer_config.json, sorted
+ * model.safetensors.index.json and its shards, ngram_head.safetensors, tokenizer.json,
+ * tokenizer_config.json, sorted
  * by name (C locale): the fingerprint is the SHA-256 of the `sha256sum` lines
  * "<64 hex>  <name>\n" of those files in that order. */
 #ifndef GC_FINGERPRINT_H
