@@ -82,3 +82,11 @@ def cv_fold_of(distinct_rows, k):
         for rank, i in enumerate(idx):
             fold[i] = rank % k
     return fold
+
+
+def fold_split(fold, k=5):
+    """(training rows, validation rows) of validation fold `fold` of the distinct training comments
+    (cv_fold_of, k folds): what the full recipe's fold runs train on and score."""
+    rows = distinct(load_split("train"))
+    f = cv_fold_of(rows, k)
+    return [r for r, g in zip(rows, f) if g != fold], [r for r, g in zip(rows, f) if g == fold]

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import calibrate  # noqa: E402
 import evaluate as ev  # noqa: E402
 import teacher  # noqa: E402
-from common import LABELS, cv_fold_of, distinct, load_split  # noqa: E402
+from common import LABELS, distinct, fold_split, load_split  # noqa: E402
 
 
 def log_probs(s):
@@ -40,12 +40,6 @@ def show(name, scores, y, bias=None):
         m["per_class"]["Extreme Hate"]["f1"]))
 
 
-def split(fold):
-    rows = distinct(load_split("train"))
-    f = cv_fold_of(rows, 5)
-    return [r for r, g in zip(rows, f) if g != fold], [r for r, g in zip(rows, f) if g == fold]
-
-
 def labels(rows):
     return [LABELS.index(r["label"]) for r in rows]
 
@@ -56,9 +50,9 @@ def tfidf_scores(train, test, **kw):
 
 def baselines():
     for k in range(5):
-        tr, va = split(k)
+        tr, va = fold_split(k)
         show("fold %d: TF-IDF, class-balanced" % k, tfidf_scores(tr, va, balanced=True), labels(va), [0, 0, 0])
-    tr, va = split(0)
+    tr, va = fold_split(0)
     y = labels(va)
     for c in (1, 3, 10, 30):
         s = tfidf_scores(tr, va, c=c)
@@ -77,7 +71,7 @@ def ensemble(dirs, w, spec):
     y = data[0]["y"].tolist()
     s = sum(log_probs(d["scores_" + spec]) for d in data) / len(data)
     if w > 0:
-        tr, va = split(fold)
+        tr, va = fold_split(fold)
         assert labels(va) == y, "the fold runs' comments are not this fold's"
         s = w * tfidf_scores(tr, va, balanced=True) + (1 - w) * s
     show("fold %d: %d Gemma run(s)%s" % (fold, len(dirs), " + %.2f TF-IDF" % w if w else ""), s, y)

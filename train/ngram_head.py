@@ -39,7 +39,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LABELS, cv_fold_of, distinct, load_split  # noqa: E402
+from common import LABELS, distinct, fold_split, load_split  # noqa: E402
 
 FORMAT = "gemmaclf-ngram-1"
 BITS = 17      # 2^17 buckets per part: fold 0 scored as with 2^18 (train/runs.md), half the memory
@@ -167,44 +167,42 @@ def combine(gemma_scores, head_lp, weight):
     return (1.0 - weight) * s + weight * head_lp
 
 
-def fold_rows(fold):
-    rows = distinct(load_split("train"))
-    f = cv_fold_of(rows, 5)
-    return [r for r, g in zip(rows, f) if g != fold], [r for r, g in zip(rows, f) if g == fold]
+def choose_weight(scores, head_lp, y):
+    """(w, {w: macro-F1}): the weight in WEIGHTS with the best macro-F1 at bias 0 of the mixed scores
+    (the recipe's rule), and the macro-F1 of every weight, 0 (the Gemma model alone) included."""
+    import evaluate as ev
+    by = {w: ev.metrics(y, combine(scores, head_lp, w).argmax(1).tolist())["macro"]["f1"] for w in (0.0,) + WEIGHTS}
+    return max(WEIGHTS, key=by.get), by
 
 
 def calibrate(fold_dirs, spec):
-    """The head weight (macro-F1 at bias 0, pooled over the fold runs given) and then T (NLL) for a
-    recipe whose fold runs are fold_dirs, with the head refitted on each fold's training comments;
-    prints the table behind the choice (the recipe makes the same choice in calibration_from_folds)."""
+    """The recipe's choice of the head weight (pooled over the fold runs given), then T (NLL) at it,
+    with the head refitted on each fold's training comments; prints the macro-F1 per weight per fold."""
     import calibrate as cal
     import evaluate as ev
-    pooled = {w: ([], []) for w in WEIGHTS + (0.0,)}
+    scores, lps, ys = [], [], []
     for d in fold_dirs:
         cv = json.load(open(os.path.join(d, "cv.json")))
         npz = np.load(os.path.join(d, "val_scores.npz"))
-        tr, va = fold_rows(cv["fold"])
+        tr, va = fold_split(cv["fold"], cv["n_folds"])
         y = [LABELS.index(r["label"]) for r in va]
         assert npz["y"].tolist() == y, "%s: not this fold's comments" % d
-        hl = log_probs(fit(tr), [r["text"] for r in va])
-        print("%s (fold %d, candidate %s): head alone %.4f" % (d, cv["fold"], spec, ev.metrics(y, hl.argmax(1).tolist())["macro"]["f1"]))
-        for w in pooled:
-            s = combine(npz["scores_" + spec], hl, w)
-            pooled[w][0].append(s)
-            pooled[w][1].extend(y)
-            m = ev.metrics(y, s.argmax(1).tolist())
+        lp = log_probs(fit(tr), [r["text"] for r in va])
+        print("%s (fold %d, candidate %s): head alone %.4f" % (
+            d, cv["fold"], spec, ev.metrics(y, lp.argmax(1).tolist())["macro"]["f1"]))
+        for w in (0.0,) + WEIGHTS:
+            m = ev.metrics(y, combine(npz["scores_" + spec], lp, w).argmax(1).tolist())
             print("  weight %.1f: macro-F1 %.4f, Extreme Hate F1 %.4f" % (w, m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
-    best, best_f1 = None, -1.0
-    for w in WEIGHTS:
-        s, y = np.concatenate(pooled[w][0]), pooled[w][1]
-        f1 = ev.metrics(y, s.argmax(1).tolist())["macro"]["f1"]
-        if f1 > best_f1:
-            best, best_f1 = w, f1
-    s, y = np.concatenate(pooled[best][0]), pooled[best][1]
-    t = cal.fit_temperature(s, y, [0.0] * len(LABELS))
-    p1, pt = cal.probs(s, [0.0] * len(LABELS)), cal.probs(s, [0.0] * len(LABELS), t)
+        scores.append(npz["scores_" + spec])
+        lps.append(lp)
+        ys += y
+    sc, lp = np.concatenate(scores), np.concatenate(lps)
+    best, by = choose_weight(sc, lp, ys)
+    s = combine(sc, lp, best)
+    zero = [0.0] * len(LABELS)
+    t = cal.fit_temperature(s, ys, zero)
     print("chosen: ngram_weight %.1f (pooled macro-F1 %.4f), T %.4f, ECE %.4f -> %.4f" % (
-        best, best_f1, t, cal.ece(p1, y)[0], cal.ece(pt, y)[0]))
+        best, by[best], t, cal.ece(cal.probs(s, zero), ys)[0], cal.ece(cal.probs(s, zero, t), ys)[0]))
     return best, t
 
 

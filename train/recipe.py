@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (LABELS, PROMPT_PREFIX, HERE, cv_fold_of, distinct, fix_special_ids,  # noqa: E402
-                    load_split, norm_text)
+                    fold_split, load_split, norm_text)
 
 FULL = dict(
     vocab_size=4096, hidden_size=256, num_hidden_layers=3, intermediate_size=512, num_attention_heads=4,
@@ -533,7 +533,7 @@ def fold_head_scores(d, data, bits):
         return data["ngram_head"]
     cv = json.load(open(os.path.join(d, "cv.json")))
     assert not cv.get("smoke"), "%s: a smoke fold run without n-gram head scores" % d
-    tr, va = ngram_head.fold_rows(cv["fold"])
+    tr, va = fold_split(cv["fold"], cv["n_folds"])
     assert [LABELS.index(r["label"]) for r in va] == data["y"].tolist(), "%s: not fold %d's comments" % (d, cv["fold"])
     return ngram_head.log_probs(ngram_head.fit(tr, bits), [r["text"] for r in va])
 
@@ -558,8 +558,7 @@ def calibration_from_folds(fold_dirs, rule, cfg=None):
     weight, by_weight = 0.0, {}
     if int(cfg["ngram_head"]):
         lp = np.concatenate([fold_head_scores(d, x, int(cfg["ngram_bits"])) for d, x in zip(fold_dirs, data)])
-        by_weight = {w: _macro_f1(y, ngram_head.combine(sc, lp, w)) for w in (0.0,) + ngram_head.WEIGHTS}
-        weight = max(ngram_head.WEIGHTS, key=lambda w: by_weight[w])
+        weight, by_weight = ngram_head.choose_weight(sc, lp, y)
         sc = ngram_head.combine(sc, lp, weight)
         ch = choose(sc, y, rule)
     summ = fold_scores_summary(sc, y, ch)

@@ -32,22 +32,27 @@ static int is_word(unsigned char b)
     return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || b == '_' || b >= 0x80;
 }
 
-static gc_status read_tensor(gc_st_file *f, const char *name, size_t numel, float **dst,
-                             gc_err *e)
+/* Tensor `name`, checked to be F32 with numel values (safetensors.c checked it lies in the file). */
+static gc_status find_f32(const gc_st_file *f, const char *name, size_t numel,
+                          const gc_st_tensor **t, gc_err *e)
 {
-    const gc_st_tensor *t = gc_st_find(f, name);
-    if (!t)
+    *t = gc_st_find(f, name);
+    if (!*t)
         return gc_fail(e, GC_EFORMAT, "%s: tensor \"%s\" missing", f->path, name);
-    if (t->dtype != GC_ST_F32 || t->numel != numel)
+    if ((*t)->dtype != GC_ST_F32 || (*t)->numel != numel)
         return gc_fail(e, GC_EFORMAT, "%s: tensor \"%s\" must be F32 with %zu values (it is %s "
-                       "with %zu)", f->path, name, numel, gc_st_dtype_name(t->dtype), t->numel);
-    if (!(*dst = malloc(numel * sizeof(float))))
-        return gc_fail(e, GC_ENOMEM, "out of memory for the n-gram head (%zu values)", numel);
-    gc_status st = gc_st_read(f, t, 0, *dst, numel * sizeof(float), e);
-    for (size_t i = 0; i < numel && !st; i++)
-        if (!isfinite((*dst)[i]))
+                       "with %zu)", f->path, name, numel, gc_st_dtype_name((*t)->dtype), (*t)->numel);
+    return GC_OK;
+}
+
+/* Reads tensor t into dst; every value must be finite. */
+static gc_status read_finite(gc_st_file *f, const gc_st_tensor *t, float *dst, gc_err *e)
+{
+    gc_status st = gc_st_read(f, t, 0, dst, t->numel * sizeof(float), e);
+    for (size_t i = 0; i < t->numel && !st; i++)
+        if (!isfinite(dst[i]))
             st = gc_fail(e, GC_EFORMAT, "%s: tensor \"%s\" holds a non-finite value at %zu",
-                         f->path, name, i);
+                         f->path, t->name, i);
     return st;
 }
 
@@ -94,6 +99,34 @@ static gc_status check_metadata(const gc_st_file *f, const char *const *labels, 
     return st;
 }
 
+/* The four tensors into h (h->buckets known): shapes first, so that nothing is allocated for
+ * what the file does not hold; then values, which must be finite, and idf >= 0. */
+static gc_status read_head(gc_ngram_head *h, gc_st_file *f, int n_labels, gc_err *e)
+{
+    size_t b = h->buckets;
+    const char *names[4] = {"idf_chars", "idf_words", "weight", "bias"};
+    size_t numel[4] = {b, b, (size_t)n_labels * 2 * b, (size_t)n_labels};
+    const gc_st_tensor *t[4] = {0};
+    gc_status st = GC_OK;
+    for (int i = 0; i < 4 && !st; i++)
+        st = find_f32(f, names[i], numel[i], &t[i], e);
+    if (st)
+        return st;
+    h->n_labels = n_labels;
+    h->idf = malloc(2 * b * sizeof(float));
+    h->weight = malloc(numel[2] * sizeof(float));
+    h->bias = malloc(numel[3] * sizeof(float));
+    if (!h->idf || !h->weight || !h->bias)
+        return gc_fail(e, GC_ENOMEM, "out of memory for the n-gram head (%zu buckets)", b);
+    float *dst[4] = {h->idf, h->idf + b, h->weight, h->bias};
+    for (int i = 0; i < 4 && !st; i++)
+        st = read_finite(f, t[i], dst[i], e);
+    for (size_t i = 0; !st && i < 2 * b; i++)
+        if (h->idf[i] < 0)
+            st = gc_fail(e, GC_EFORMAT, "%s: a negative idf", f->path);
+    return st;
+}
+
 gc_status gc_ngram_head_load(const char *path, const char *const *labels, int n_labels,
                              gc_ngram_head **out, gc_err *e)
 {
@@ -111,26 +144,8 @@ gc_status gc_ngram_head_load(const char *path, const char *const *labels, int n_
         st = check_metadata(f, labels, n_labels, e);
     if (!st)
         st = bucket_count(f, &h->buckets, e);
-    if (!st) {
-        h->n_labels = n_labels;
-        float *words = NULL;
-        st = read_tensor(f, "idf_chars", h->buckets, &h->idf, e);
-        if (!st && !(st = read_tensor(f, "idf_words", h->buckets, &words, e))) {
-            float *both = realloc(h->idf, 2 * h->buckets * sizeof(float));
-            if (!both)
-                st = gc_fail(e, GC_ENOMEM, "out of memory for the n-gram head");
-            else
-                memcpy((h->idf = both) + h->buckets, words, h->buckets * sizeof(float));
-        }
-        free(words);
-    }
-    for (size_t i = 0; !st && i < 2 * h->buckets; i++)
-        if (h->idf[i] < 0)
-            st = gc_fail(e, GC_EFORMAT, "%s: a negative idf", path);
     if (!st)
-        st = read_tensor(f, "weight", (size_t)n_labels * 2 * h->buckets, &h->weight, e);
-    if (!st)
-        st = read_tensor(f, "bias", (size_t)n_labels, &h->bias, e);
+        st = read_head(h, f, n_labels, e);
     if (!st)
         st = gc_st_check_unchanged(f, e); /* what was read is one state of the file */
     gc_st_close(f);
@@ -151,8 +166,6 @@ void gc_ngram_head_free(gc_ngram_head *h)
     free(h->bias);
     free(h);
 }
-
-size_t gc_ngram_head_buckets(const gc_ngram_head *h) { return h->buckets; }
 
 void gc_ngram_scratch_free(gc_ngram_scratch *s)
 {
@@ -196,8 +209,9 @@ static uint64_t hash_run(uint64_t h, const unsigned char *t, size_t start, size_
 /* Bucket keys of the "words" part: runs of word bytes (>= 2) and neighbouring pairs of them. */
 static size_t word_keys(const unsigned char *t, size_t len, unsigned mask, unsigned *keys)
 {
-    size_t n = 0, prev_start = 0, prev_len = 0;
-    int have_prev = 0;
+    const uint64_t w = fnv_byte(0xcbf29ce484222325ULL, 'w');
+    uint64_t prev = 0; /* hash of "w" + the previous run, 0 before the first */
+    size_t n = 0;
     for (size_t i = 0; i < len;) {
         if (!is_word(lower(t[i]))) {
             i++;
@@ -207,13 +221,11 @@ static size_t word_keys(const unsigned char *t, size_t len, unsigned mask, unsig
         while (i + k < len && is_word(lower(t[i + k])))
             k++;
         if (k >= 2) {
-            uint64_t w = fnv_byte(0xcbf29ce484222325ULL, 'w');
-            keys[n++] = (unsigned)(hash_run(w, t, i, k) & mask);
-            if (have_prev) {
-                uint64_t b = hash_run(w, t, prev_start, prev_len);
-                keys[n++] = (unsigned)(hash_run(fnv_byte(b, ' '), t, i, k) & mask);
-            }
-            prev_start = i, prev_len = k, have_prev = 1;
+            uint64_t run = hash_run(w, t, i, k);
+            keys[n++] = (unsigned)(run & mask);
+            if (prev)
+                keys[n++] = (unsigned)(hash_run(fnv_byte(prev, ' '), t, i, k) & mask);
+            prev = run;
         }
         i += k;
     }
@@ -226,31 +238,39 @@ static int cmp_unsigned(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The length of the run of equal keys that starts at keys[i] (keys sorted): that n-gram's count. */
+static size_t run_at(const unsigned *keys, size_t n, size_t i)
+{
+    size_t r = 1;
+    while (i + r < n && keys[i + r] == keys[i])
+        r++;
+    return r;
+}
+
 /* Adds one part's unit-norm TF-IDF vector, dotted with each label's weights, to z. */
 static void add_part(const gc_ngram_head *h, int part, unsigned *keys, size_t n, double *z)
 {
     const float *idf = h->idf + (size_t)part * h->buckets;
-    double norm2 = 0, inv = 0, acc[GC_MAX_LABELS] = {0};
+    const float *w = h->weight + (size_t)part * h->buckets;
+    size_t row = 2 * h->buckets, r;
+    double norm2 = 0, acc[GC_MAX_LABELS] = {0};
     qsort(keys, n, sizeof *keys, cmp_unsigned);
-    for (size_t pass = 0; pass < 2; pass++) /* 1st: the norm; 2nd: the dot products */
-        for (size_t i = 0; i < n;) {
-            size_t r = 1;
-            while (i + r < n && keys[i + r] == keys[i])
-                r++;
-            double v = (1.0 + log((double)r)) * idf[keys[i]];
-            if (pass == 0)
-                norm2 += v * v;
-            else if (v != 0)
-                for (int l = 0; l < h->n_labels; l++)
-                    acc[l] += v * inv *
-                              h->weight[(size_t)l * 2 * h->buckets + (size_t)part * h->buckets + keys[i]];
-            i += r;
-            if (pass == 0 && i == n && norm2 > 0)
-                inv = 1.0 / sqrt(norm2); /* as train/ngram_head.py scales: v * (1 / norm) */
-        }
-    if (norm2 > 0)
+    for (size_t i = 0; i < n; i += r) {
+        r = run_at(keys, n, i);
+        double v = (1.0 + log((double)r)) * idf[keys[i]];
+        norm2 += v * v;
+    }
+    if (!(norm2 > 0))
+        return;
+    double inv = 1.0 / sqrt(norm2); /* as train/ngram_head.py scales: v * (1 / norm) */
+    for (size_t i = 0; i < n; i += r) {
+        r = run_at(keys, n, i);
+        double v = (1.0 + log((double)r)) * idf[keys[i]] * inv;
         for (int l = 0; l < h->n_labels; l++)
-            z[l] += acc[l];
+            acc[l] += v * w[(size_t)l * row + keys[i]];
+    }
+    for (int l = 0; l < h->n_labels; l++)
+        z[l] += acc[l];
 }
 
 gc_status gc_ngram_head_log_probs(const gc_ngram_head *h, const char *text, size_t len,

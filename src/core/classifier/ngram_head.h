@@ -26,7 +26,6 @@ typedef struct gc_ngram_head gc_ngram_head;
 gc_status gc_ngram_head_load(const char *path, const char *const *labels, int n_labels,
                              gc_ngram_head **out, gc_err *e);
 void gc_ngram_head_free(gc_ngram_head *h);
-size_t gc_ngram_head_buckets(const gc_ngram_head *h); /* B, per part */
 
 /* Scratch for one text of up to max_len bytes (owned by the caller: gc_ngram_scratch_free). */
 typedef struct gc_ngram_scratch {
