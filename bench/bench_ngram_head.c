@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     gc_ngram_head *h = NULL;
     gc_err e = {0};
     FILE *f = fopen(argv[2], "r");
-    if (!f || gc_ngram_head_load(argv[1], labels, 3, &h, &e)) {
+    if (!f || gc_ngram_head_load(argv[1], labels, 3, NULL, &h, &e)) {
         fprintf(stderr, "%s\n", f ? e.msg : "cannot open the texts");
         return 1;
     }

@@ -21,6 +21,7 @@
 #include "common/file_read.h"
 #include "common/utf8.h"
 #include "gc_test.h"
+#include "model/lowp_weights.h"
 #include "gc_test_ref.h"
 
 #define FIXTURE "reference/hf-tiny/tiny_untied_tok4k"
@@ -195,6 +196,10 @@ static void test_cache_identity(const char *cache)
     CHECK(count_entries(cache, "gemmaclf-") == 1, "one cache file after the first load");
     CHECK(gc_classifier_open(dir, &o, &c2, &e) == GC_OK, "second load: %s", e.msg);
     CHECK(count_entries(cache, "gemmaclf-") == 1, "the second load maps the same cache file");
+    const gc_lowp_weights *lw = NULL;
+    if (c1)
+        CHECK(gc_model_lowp(gc_classifier_model(c1), GC_PRECISION_BF16, &lw, &e) == GC_OK && lw,
+              "a bf16 copy: %s", e.msg);
     if (c1 && c2)
         CHECK(first_weight(c1) == first_weight(c2), "same weights");
     /* temporary files: one abandoned by a killed writer (untouched for 2 hours), one in use */
@@ -215,7 +220,13 @@ static void test_cache_identity(const char *cache)
               (double)first_weight(c3));
     if (c1)
         CHECK(first_weight(c1) != 42.0f, "the old model keeps its own copy");
-    CHECK(count_entries(cache, "gemmaclf-") == 1, "the stale copy is removed (%d files)",
+    CHECK(count_entries(cache, "gemmaclf-") == 2, "the stale F32 copy is removed, the bf16 one "
+          "stays until a bf16 copy of the new state is made (%d files)",
+          count_entries(cache, "gemmaclf-"));
+    if (c3)
+        CHECK(gc_model_lowp(gc_classifier_model(c3), GC_PRECISION_BF16, &lw, &e) == GC_OK && lw,
+              "a bf16 copy of the new state: %s", e.msg);
+    CHECK(count_entries(cache, "gemmaclf-") == 2, "the stale bf16 copy is removed (%d files)",
           count_entries(cache, "gemmaclf-"));
     CHECK(access(old_tmp, F_OK) != 0 && access(live_tmp, F_OK) == 0,
           "the abandoned temporary file is removed, the live one kept");

@@ -1,6 +1,7 @@
 /* The n-gram head (classifier/ngram_head.h) in the classifier, on the reference classifier with
  * generated head files: the mixing rule, the byte features' invariances (only A-Z folded, any ASCII
- * blank splits words, the input cap), batch independence, reloading on change, and load errors.
+ * blank splits words, the input cap), batch independence, reloading on change, load errors, and
+ * the copy shared through a cache directory.
  * Exact agreement with train/ngram_head.py on real comments: test/python/test_model_crosscheck.py. */
 #include <limits.h>
 #include <math.h>
@@ -83,14 +84,22 @@ static void write_head(const head_spec *h)
     CHECK(f && ok && fclose(f) == 0, "write the head");
 }
 
+/* Probabilities of n texts by classifier c; 0 on failure. */
+static int classify_by(gc_classifier *c, int n, const char *const *texts, const size_t *lens,
+                       float *prob, gc_err *e)
+{
+    gc_session *s = NULL;
+    int ok = c && gc_session_new(c, NULL, &s, e) == GC_OK &&
+             gc_classify(s, n, texts, lens, prob, NULL, e) == GC_OK;
+    gc_session_free(s);
+    return ok;
+}
+
 /* Probabilities of n texts with the directory as it is now; 0 when it does not open. */
 static int classify(int n, const char *const *texts, const size_t *lens, float *prob, gc_err *e)
 {
     gc_classifier *c = NULL;
-    gc_session *s = NULL;
-    int ok = gc_classifier_open(dir, NULL, &c, e) == GC_OK && gc_session_new(c, NULL, &s, e) == GC_OK &&
-             gc_classify(s, n, texts, lens, prob, NULL, e) == GC_OK;
-    gc_session_free(s);
+    int ok = gc_classifier_open(dir, NULL, &c, e) == GC_OK && classify_by(c, n, texts, lens, prob, e);
     gc_classifier_free(c);
     return ok;
 }
@@ -232,6 +241,86 @@ static void test_reload_and_errors(void)
     }
 }
 
+/* Files in d whose names end with suffix. */
+static int count_suffix(const char *d, const char *suffix)
+{
+    char cmd[PATH_MAX + 64], line[64] = "";
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c -- '%s$'", d, suffix);
+    FILE *f = popen(cmd, "r");
+    int ok = f && fgets(line, sizeof line, f);
+    if (f)
+        pclose(f);
+    return ok ? atoi(line) : -1;
+}
+
+/* Whether this process maps a file of d whose name ends with suffix (/proc/self/maps). */
+static int maps_file(const char *d, const char *suffix)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[PATH_MAX + 256];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        size_t n = strlen(line), k = strlen(suffix);
+        found = strstr(line, d) && n >= k && !strcmp(line + n - k, suffix);
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* With a cache directory (the server's) the head's values are one mapped copy there, shared by
+ * every process: same probabilities as a private copy, one file for two classifiers, a new one
+ * (and the old removed) when the head changes, nothing left behind by a head that fails. */
+static void test_shared_copy(void)
+{
+    char cache[] = "/tmp/gctest-ngcache-XXXXXX";
+    CHECK(mkdtemp(cache) != NULL, "mkdtemp");
+    write_head(&DEFAULT);
+    write_text("gemmaclf.json", "{\"ngram_weight\": 0.7}");
+    const char *t[3] = {"tum log bahut bure ho", "nice pic bhai", "Mar jao sab"};
+    float priv[3 * L], p1[3 * L], p2[3 * L], p3[3 * L];
+    gc_err e = {0};
+    CHECK(classify(3, t, NULL, priv, &e), "%s", e.msg);
+    gc_classifier_opts o = {.cache_dir = cache};
+    gc_classifier *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    CHECK(gc_classifier_open(dir, &o, &c1, &e) == GC_OK && gc_classifier_open(dir, &o, &c2, &e) ==
+          GC_OK, "open with a cache directory: %s", e.msg);
+    CHECK(classify_by(c1, 3, t, NULL, p1, &e) && classify_by(c2, 3, t, NULL, p2, &e), "%s", e.msg);
+    CHECK(!memcmp(p1, priv, sizeof p1) && !memcmp(p2, priv, sizeof p2),
+          "the shared copy gives the private copy's probabilities");
+    CHECK(count_suffix(cache, ".ngram") == 1, "one head copy for two classifiers (%d)",
+          count_suffix(cache, ".ngram"));
+    CHECK(maps_file(cache, ".ngram"), "the head's values are a mapping of the cache copy");
+    head_spec h = DEFAULT;
+    h.bias[0] = 3;
+    char p[PATH_MAX + 64];
+    path_of(p, sizeof p, GC_NGRAM_HEAD_FILE);
+    unlink(p);
+    write_head(&h);
+    CHECK(gc_classifier_open(dir, &o, &c3, &e) == GC_OK && classify_by(c3, 3, t, NULL, p3, &e),
+          "open after the head changed: %s", e.msg);
+    CHECK(memcmp(p3, priv, sizeof p3), "the new head is used, not the old copy");
+    CHECK(count_suffix(cache, ".ngram") == 1, "the old copy is removed (%d)",
+          count_suffix(cache, ".ngram"));
+    CHECK(classify_by(c1, 3, t, NULL, p1, &e) && !memcmp(p1, priv, sizeof p1),
+          "a classifier of the old head keeps its mapped values");
+    gc_classifier_free(c1);
+    gc_classifier_free(c2);
+    gc_classifier_free(c3);
+    h.nan_at = 5;
+    unlink(p);
+    write_head(&h);
+    c1 = NULL;
+    CHECK(gc_classifier_open(dir, &o, &c1, &e) != GC_OK && !c1 && strstr(e.msg, "non-finite"),
+          "a NaN in the head is an error with a cache directory too (%s)", e.msg);
+    CHECK(count_suffix(cache, ".ngram") == 1 && count_suffix(cache, "tmp-......") == 0,
+          "a failed copy leaves nothing behind");
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
+    CHECK(system(cmd) == 0, "rm the cache");
+}
+
 int main(void)
 {
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
@@ -245,6 +334,7 @@ int main(void)
     test_mixing();
     test_features();
     test_reload_and_errors();
+    test_shared_copy();
     const char *names[] = {"config.json", "model.safetensors", "tokenizer.json",
                            "tokenizer_config.json", "gemmaclf.json", GC_NGRAM_HEAD_FILE};
     for (int i = 0; i < 6; i++) {

@@ -115,7 +115,7 @@ static gc_status fingerprint(gc_classifier *c, gc_err *e)
 
 /* The n-gram head that gemmaclf.json's "ngram_weight" turns on; its absence is then an error
  * (the labels would silently change). */
-static gc_status load_ngram_head(gc_classifier *c, gc_err *e)
+static gc_status load_ngram_head(gc_classifier *c, const char *cache_dir, gc_err *e)
 {
     if (!(c->cfg.ngram_weight > 0))
         return GC_OK;
@@ -123,7 +123,7 @@ static gc_status load_ngram_head(gc_classifier *c, gc_err *e)
     if (snprintf(path, sizeof path, "%s/%s", c->dir, GC_NGRAM_HEAD_FILE) >= (int)sizeof path)
         return gc_fail(e, GC_EINVAL, "model directory path too long");
     gc_status st = gc_ngram_head_load(path, (const char *const *)c->cfg.labels, c->cfg.n_labels,
-                                      &c->ngram, e);
+                                      cache_dir, &c->ngram, e);
     if (st)
         gc_err_prefix(e, "gemmaclf.json sets \"ngram_weight\" %g, but the n-gram head",
                       c->cfg.ngram_weight);
@@ -158,7 +158,7 @@ gc_status gc_classifier_open(const char *model_dir, const gc_classifier_opts *op
     if (!st)
         st = gc_labels_config_load(model_dir, &c->cfg, e);
     if (!st)
-        st = load_ngram_head(c, e);
+        st = load_ngram_head(c, mo.cache_dir, e);
     if (!st)
         st = encode_labels(c, e);
     if (!st)

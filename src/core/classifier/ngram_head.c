@@ -1,11 +1,15 @@
 #include "classifier/ngram_head.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "classifier/labels_config.h"
+#include "common/cache_file.h"
 #include "model/safetensors.h"
 
 /* 2^22 buckets per part is 16x the bundled head's; the cap keeps a hostile file from asking for
@@ -15,10 +19,18 @@
 struct gc_ngram_head {
     size_t buckets;       /* B, a power of two */
     int n_labels;
-    float *idf;           /* [2][B]: chars, then words */
-    float *weight;        /* [n_labels][2B] */
-    float *bias;          /* [n_labels] */
+    const float *idf;     /* [2][B]: chars, then words */
+    const float *weight;  /* [n_labels][2B] */
+    const float *bias;    /* [n_labels] */
+    void *data;           /* the three, contiguous: a mapping of the cache copy or malloc'd */
+    size_t map_bytes;     /* size of the mapping; 0 when malloc'd */
 };
+
+/* The copy in the cache directory (common/cache_file.h): its header, then idf, weight, bias. */
+#define NGRAM_CACHE_MAGIC "GCNGRM01"
+
+/* Values are read and checked through a buffer of this many floats. */
+#define NGRAM_CHUNK ((size_t)1 << 16)
 
 static uint64_t fnv_byte(uint64_t h, unsigned char b) { return (h ^ b) * 0x100000001b3ULL; }
 
@@ -45,14 +57,37 @@ static gc_status find_f32(const gc_st_file *f, const char *name, size_t numel,
     return GC_OK;
 }
 
-/* Reads tensor t into dst; every value must be finite. */
-static gc_status read_finite(gc_st_file *f, const gc_st_tensor *t, float *dst, gc_err *e)
+/* Where the checked values go: memory, or the cache copy being written at offset off. */
+typedef struct sink {
+    float *mem;
+    int fd;
+    const char *path;
+    uint64_t off;
+} sink;
+
+/* Copies tensor t into the sink in chunks; every value must be finite (and >= 0 if nonneg). */
+static gc_status copy_checked(gc_st_file *f, const gc_st_tensor *t, int nonneg, sink *k,
+                              float *buf, gc_err *e)
 {
-    gc_status st = gc_st_read(f, t, 0, dst, t->numel * sizeof(float), e);
-    for (size_t i = 0; i < t->numel && !st; i++)
-        if (!isfinite(dst[i]))
-            st = gc_fail(e, GC_EFORMAT, "%s: tensor \"%s\" holds a non-finite value at %zu",
-                         f->path, t->name, i);
+    gc_status st = GC_OK;
+    for (size_t at = 0; at < t->numel && !st; at += NGRAM_CHUNK) {
+        size_t n = t->numel - at < NGRAM_CHUNK ? t->numel - at : NGRAM_CHUNK;
+        float *dst = k->mem ? k->mem + at : buf;
+        if ((st = gc_st_read(f, t, at * sizeof(float), dst, n * sizeof(float), e)))
+            break;
+        for (size_t i = 0; i < n && !st; i++)
+            if (!isfinite(dst[i]) || (nonneg && dst[i] < 0))
+                st = gc_fail(e, GC_EFORMAT, "%s: tensor \"%s\" holds a %s at %zu", f->path,
+                             t->name, isfinite(dst[i]) ? "negative idf" : "non-finite value",
+                             at + i);
+        if (!st && !k->mem)
+            st = gc_cache_write_at(k->fd, k->path, "n-gram head cache",
+                                   k->off + at * sizeof(float), buf, n * sizeof(float), e);
+    }
+    if (k->mem)
+        k->mem += t->numel;
+    else
+        k->off += t->numel * sizeof(float);
     return st;
 }
 
@@ -99,56 +134,116 @@ static gc_status check_metadata(const gc_st_file *f, const char *const *labels, 
     return st;
 }
 
-/* The four tensors into h (h->buckets known): shapes first, so that nothing is allocated for
- * what the file does not hold; then values, which must be finite, and idf >= 0. */
-static gc_status read_head(gc_ngram_head *h, gc_st_file *f, int n_labels, gc_err *e)
+/* The head's file while it is loaded: its four tensors, shapes checked. */
+typedef struct head_src {
+    gc_st_file *f;
+    const gc_st_tensor *t[4]; /* idf_chars, idf_words, weight, bias: contiguous in h->data */
+    size_t floats;
+} head_src;
+
+static gc_status find_tensors(head_src *s, size_t b, int n_labels, gc_err *e)
 {
-    size_t b = h->buckets;
     const char *names[4] = {"idf_chars", "idf_words", "weight", "bias"};
     size_t numel[4] = {b, b, (size_t)n_labels * 2 * b, (size_t)n_labels};
-    const gc_st_tensor *t[4] = {0};
     gc_status st = GC_OK;
-    for (int i = 0; i < 4 && !st; i++)
-        st = find_f32(f, names[i], numel[i], &t[i], e);
-    if (st)
-        return st;
-    h->n_labels = n_labels;
-    h->idf = malloc(2 * b * sizeof(float));
-    h->weight = malloc(numel[2] * sizeof(float));
-    h->bias = malloc(numel[3] * sizeof(float));
-    if (!h->idf || !h->weight || !h->bias)
-        return gc_fail(e, GC_ENOMEM, "out of memory for the n-gram head (%zu buckets)", b);
-    float *dst[4] = {h->idf, h->idf + b, h->weight, h->bias};
-    for (int i = 0; i < 4 && !st; i++)
-        st = read_finite(f, t[i], dst[i], e);
-    for (size_t i = 0; !st && i < 2 * b; i++)
-        if (h->idf[i] < 0)
-            st = gc_fail(e, GC_EFORMAT, "%s: a negative idf", f->path);
+    s->floats = 0;
+    for (int i = 0; i < 4 && !st; i++) {
+        st = find_f32(s->f, names[i], numel[i], &s->t[i], e);
+        s->floats += numel[i];
+    }
     return st;
 }
 
+/* All four tensors, checked, into the sink; then the file must be as it was when opened (what
+ * was read is one state of it). */
+static gc_status copy_all(const head_src *s, sink *k, gc_err *e)
+{
+    float *buf = k->mem ? NULL : malloc(NGRAM_CHUNK * sizeof *buf);
+    gc_status st = k->mem || buf ? GC_OK : gc_fail(e, GC_ENOMEM, "out of memory");
+    for (int i = 0; i < 4 && !st; i++)
+        st = copy_checked(s->f, s->t[i], i < 2, k, buf, e);
+    free(buf);
+    return st ? st : gc_st_check_unchanged(s->f, e);
+}
+
+static gc_status fill_cache(void *arg, int fd, const char *path, gc_err *e)
+{
+    sink k = {.fd = fd, .path = path, .off = GC_CACHE_HEADER};
+    return copy_all(arg, &k, e);
+}
+
+/* The copy's name: the file's identity and header (labels and shapes included). */
+static uint64_t cache_key(const gc_st_file *f)
+{
+    uint64_t v[] = {f->id.dev, f->id.ino, f->id.size, (uint64_t)f->id.mtime_ns,
+                    (uint64_t)f->id.ctime_ns, f->header_hash};
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < sizeof v; i++)
+        h = fnv_byte(h, ((const unsigned char *)v)[i]);
+    for (const char *m = NGRAM_CACHE_MAGIC; *m; m++)
+        h = fnv_byte(h, (unsigned char)*m);
+    return h;
+}
+
+/* The values into h: a shared mapping of the copy in cache_dir (written first if needed), or,
+ * without a cache directory, memory of this process's own. */
+static gc_status load_values(gc_ngram_head *h, const head_src *s, const char *cache_dir,
+                             gc_err *e)
+{
+    size_t bytes = s->floats * sizeof(float);
+    gc_status st;
+    if (cache_dir && *cache_dir) {
+        char src[PATH_MAX];
+        if (!realpath(s->f->path, src))
+            snprintf(src, sizeof src, "%s", s->f->path);
+        gc_cache_file cf = {.dir = cache_dir, .magic = NGRAM_CACHE_MAGIC, .suffix = "ngram",
+                            .what = "n-gram head cache", .key = cache_key(s->f),
+                            .total = GC_CACHE_HEADER + bytes, .source = src,
+                            .fill = fill_cache, .arg = (void *)s};
+        void *map;
+        if ((st = gc_cache_file_map(&cf, &map, e)))
+            return st;
+        h->data = map;
+        h->map_bytes = cf.total;
+        h->idf = (const float *)((const unsigned char *)map + GC_CACHE_HEADER);
+    } else {
+        if (!(h->data = malloc(bytes)))
+            return gc_fail(e, GC_ENOMEM, "out of memory for the n-gram head (%zu buckets)",
+                           h->buckets);
+        sink k = {.mem = h->data, .fd = -1};
+        if ((st = copy_all(s, &k, e)))
+            return st;
+        h->idf = h->data;
+    }
+    h->weight = h->idf + 2 * h->buckets;
+    h->bias = h->weight + (size_t)h->n_labels * 2 * h->buckets;
+    return GC_OK;
+}
+
 gc_status gc_ngram_head_load(const char *path, const char *const *labels, int n_labels,
-                             gc_ngram_head **out, gc_err *e)
+                             const char *cache_dir, gc_ngram_head **out, gc_err *e)
 {
     *out = NULL;
-    gc_st_file *f = NULL;
+    head_src s = {0};
     if (n_labels < 1 || n_labels > GC_MAX_LABELS)
         return gc_fail(e, GC_EINVAL, "n-gram head: %d labels", n_labels);
-    gc_status st = gc_st_open_unmapped(path, &f, e);
+    gc_status st = gc_st_open_unmapped(path, &s.f, e);
     if (st)
         return st;
     gc_ngram_head *h = calloc(1, sizeof *h);
     if (!h)
         st = gc_fail(e, GC_ENOMEM, "out of memory");
     if (!st)
-        st = check_metadata(f, labels, n_labels, e);
+        st = check_metadata(s.f, labels, n_labels, e);
     if (!st)
-        st = bucket_count(f, &h->buckets, e);
+        st = bucket_count(s.f, &h->buckets, e);
+    if (!st) {
+        h->n_labels = n_labels;
+        st = find_tensors(&s, h->buckets, n_labels, e);
+    }
     if (!st)
-        st = read_head(h, f, n_labels, e);
-    if (!st)
-        st = gc_st_check_unchanged(f, e); /* what was read is one state of the file */
-    gc_st_close(f);
+        st = load_values(h, &s, cache_dir, e);
+    gc_st_close(s.f);
     if (st) {
         gc_ngram_head_free(h);
         return st;
@@ -161,9 +256,10 @@ void gc_ngram_head_free(gc_ngram_head *h)
 {
     if (!h)
         return;
-    free(h->idf);
-    free(h->weight);
-    free(h->bias);
+    if (h->map_bytes)
+        munmap(h->data, h->map_bytes);
+    else
+        free(h->data);
     free(h);
 }
 

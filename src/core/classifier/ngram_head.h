@@ -8,8 +8,11 @@
  * n-gram counts in bucket FNV-1a-64(kind + bytes) mod B; per part (1 + ln count) * idf, scaled to
  * unit L2 norm; log-probabilities = log_softmax(weight @ [chars; words] + bias).
  *
- * The file (ngram_head.safetensors) is read once with read() into memory of the head's own: a
- * file rewritten later cannot fault a process that uses it (the classifier reloads on change). */
+ * The file (ngram_head.safetensors) is read once with read(), never mapped: a file rewritten
+ * later cannot fault a process that uses it (the classifier reloads on change). With a cache
+ * directory the checked values are copied once into a file there (common/cache_file.h) that every
+ * process maps, so backends share one copy, as they share the model's weights; without one they
+ * go into memory of the head's own. */
 #ifndef GC_NGRAM_HEAD_H
 #define GC_NGRAM_HEAD_H
 
@@ -22,9 +25,10 @@
 
 typedef struct gc_ngram_head gc_ngram_head;
 
-/* Loads path; labels[0..n_labels) must equal the file's "labels" metadata, in order. */
+/* Loads path; labels[0..n_labels) must equal the file's "labels" metadata, in order.
+ * cache_dir: NULL or "" = no shared copy. */
 gc_status gc_ngram_head_load(const char *path, const char *const *labels, int n_labels,
-                             gc_ngram_head **out, gc_err *e);
+                             const char *cache_dir, gc_ngram_head **out, gc_err *e);
 void gc_ngram_head_free(gc_ngram_head *h);
 
 /* Scratch for one text of up to max_len bytes (owned by the caller: gc_ngram_scratch_free). */

@@ -1,18 +1,14 @@
 #include "model/lowp_weights.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "common/cache_file.h"
 
 #define LOWP_ALIGN 64
-#define LOWP_HEADER 64
+#define LOWP_HEADER 64 /* unused bytes before the first matrix in memory: keeps its alignment */
 
 struct gc_lowp_weights {
     gc_precision p;
@@ -22,16 +18,15 @@ struct gc_lowp_weights {
     size_t bytes;      /* mapping size, 0 when malloc'd (or nothing converted) */
 };
 
-/* File header: magic (written last), then the shape it was made for, checked on mapping. */
-typedef struct lowp_header {
-    char magic[8];
-    uint64_t total;
+/* The shape the converted block was made for: part of the cache copy's key. */
+typedef struct lowp_shape {
     int32_t n_layers, hidden, intermediate, q_dim, kv_dim;
-} lowp_header;
+} lowp_shape;
 
 static size_t align_up(size_t n) { return (n + LOWP_ALIGN - 1) / LOWP_ALIGN * LOWP_ALIGN; }
 
-static const char *magic_of(gc_precision p) { return p == GC_PRECISION_BF16 ? "GCBF16W1" : "GCINT8W1"; }
+/* The cache copy's kind (common/cache_file.h); W2: that file's header. */
+static const char *magic_of(gc_precision p) { return p == GC_PRECISION_BF16 ? "GCBF16W2" : "GCINT8W2"; }
 
 /* f32 -> bf16, round to nearest even; NaN stays a (quiet) NaN. */
 static void to_bf16(uint16_t *restrict out, const float *restrict x, size_t n)
@@ -102,38 +97,13 @@ static void convert_matrix(gc_precision p, const float *w, int n, int k, unsigne
         quant_row(q + (size_t)r * k, &scale[r], w + (size_t)r * k, k);
 }
 
-static void set_header(lowp_header *h, const gc_config *c, size_t total)
-{
-    memset(h, 0, sizeof *h);
-    h->total = total;
-    h->n_layers = c->n_layers;
-    h->hidden = c->hidden_size;
-    h->intermediate = c->intermediate_size;
-    h->q_dim = c->n_heads * c->head_dim;
-    h->kv_dim = c->n_kv_heads * c->head_dim;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 typedef struct plan {
     const gc_config *cfg;
     const gc_weights *w;
     const uint16_t *const (*stored)[GC_LIN_N];
     gc_precision p;
-    size_t total;
+    size_t body;  /* offset of the first matrix: after the cache copy's header, or LOWP_HEADER */
+    size_t total; /* body + every converted matrix */
 } plan;
 
 static int in_place(const plan *P, int l, int which)
@@ -141,32 +111,16 @@ static int in_place(const plan *P, int l, int which)
     return P->p == GC_PRECISION_BF16 && P->stored && P->stored[l][which];
 }
 
-/* Writes the whole file with write() (every block allocated before it is ever mapped, so a
- * full disk is an error here and never a SIGBUS later), the magic last, then renames it into
- * place. On failure the temporary file is removed. */
-static gc_status write_cache(const plan *P, const char *dir, const char *path, gc_err *e)
+/* gc_cache_file's fill: every converted matrix, in order, from P->body on. */
+static gc_status fill_cache(void *arg, int fd, const char *path, gc_err *e)
 {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/.gemmaclf-tmp-XXXXXX", dir);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return gc_fail(e, GC_EIO, "cache dir %s: cannot create a file: %s", dir, strerror(errno));
-    gc_status st = GC_OK;
-    size_t cap = 0;
+    const plan *P = arg;
+    const char *what = P->p == GC_PRECISION_BF16 ? "bf16 weight cache" : "int8 weight cache";
+    size_t cap = 0, off = P->body;
     unsigned char *buf = NULL;
-    lowp_header h;
-    set_header(&h, P->cfg, P->total);
-    unsigned char head[LOWP_HEADER] = {0};
-    memcpy(head, &h, sizeof h); /* magic still zero */
-    int rc = posix_fallocate(fd, 0, (off_t)P->total);
-    if (rc != 0 && rc != EOPNOTSUPP && rc != ENOSYS && rc != EINVAL) {
-        errno = rc;
-        goto io_fail;
-    }
-    if (write_all(fd, head, sizeof head))
-        goto io_fail;
-    for (int l = 0; l < P->cfg->n_layers; l++)
-        for (int j = 0; j < GC_LIN_N; j++) {
+    gc_status st = GC_OK;
+    for (int l = 0; l < P->cfg->n_layers && !st; l++)
+        for (int j = 0; j < GC_LIN_N && !st; j++) {
             int n, k;
             const float *src;
             matrix_shape(P->cfg, j, &n, &k);
@@ -176,67 +130,41 @@ static gc_status write_cache(const plan *P, const char *dir, const char *path, g
             if (bytes > cap) {
                 free(buf);
                 cap = bytes;
-                if (!(buf = calloc(1, cap))) {
+                if (!(buf = malloc(cap))) {
                     st = gc_fail(e, GC_ENOMEM, "out of memory converting weights");
-                    goto done;
+                    break;
                 }
             }
             memset(buf, 0, bytes);
             matrix_f32(P->w, l, j, &src);
             convert_matrix(P->p, src, n, k, buf);
-            if (write_all(fd, buf, bytes))
-                goto io_fail;
+            st = gc_cache_write_at(fd, path, what, off, buf, bytes, e);
+            off += bytes;
         }
-    memcpy(head, magic_of(P->p), 8); /* last, so a torn file never looks valid */
-    if (pwrite(fd, head, 8, 0) != 8 || fsync(fd) != 0 || fchmod(fd, 0644) != 0 ||
-        rename(tmp, path) != 0)
-        goto io_fail;
-    goto done;
-io_fail:
-    st = gc_fail(e, GC_EIO, "%s: cannot write the %s weight cache: %s", tmp,
-                 gc_precision_name(P->p), strerror(errno));
-done:
     free(buf);
-    close(fd);
-    if (st)
-        unlink(tmp);
     return st;
 }
 
-/* Maps path when it is a complete cache file for this model; *ok = 0 when absent or stale. */
-static gc_status map_cache(const plan *P, const char *path, gc_lowp_weights *lw, int *ok, gc_err *e)
+/* The copy's key: the checkpoint's (the caller's key) and the shape converted. */
+static uint64_t shape_key(const gc_config *c, uint64_t key)
 {
-    *ok = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return GC_OK;
-    struct stat sb;
-    if (fstat(fd, &sb) == 0 && (size_t)sb.st_size == P->total) {
-        void *p = mmap(NULL, P->total, PROT_READ, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
-            close(fd);
-            return gc_fail(e, GC_EIO, "%s: mmap failed: %s", path, strerror(errno));
-        }
-        lowp_header want, got;
-        set_header(&want, P->cfg, P->total);
-        memcpy(want.magic, magic_of(P->p), 8);
-        memcpy(&got, p, sizeof got);
-        if (!memcmp(&want, &got, sizeof want)) {
-            lw->base = p;
-            lw->bytes = P->total;
-            *ok = 1;
-        } else {
-            munmap(p, P->total);
-        }
-    }
-    close(fd);
-    return GC_OK;
+    lowp_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.n_layers = c->n_layers;
+    sh.hidden = c->hidden_size;
+    sh.intermediate = c->intermediate_size;
+    sh.q_dim = c->n_heads * c->head_dim;
+    sh.kv_dim = c->n_kv_heads * c->head_dim;
+    const unsigned char *b = (const unsigned char *)&sh;
+    for (size_t i = 0; i < sizeof sh; i++)
+        key = (key ^ b[i]) * 1099511628211ull;
+    return key;
 }
 
 /* Points the matrices into the converted block (or the checkpoint's own BF16 data). */
 static void assign(const plan *P, gc_lowp_weights *lw)
 {
-    size_t off = LOWP_HEADER;
+    size_t off = P->body;
     for (int l = 0; l < P->cfg->n_layers; l++)
         for (int j = 0; j < GC_LIN_N; j++) {
             gc_lowp_matrix *m = &lw->m[(size_t)l * GC_LIN_N + j];
@@ -255,13 +183,16 @@ static void assign(const plan *P, gc_lowp_weights *lw)
 
 gc_status gc_lowp_weights_build(const gc_config *cfg, const gc_weights *w,
                                 const uint16_t *const (*stored_bf16)[GC_LIN_N], gc_precision p,
-                                const char *cache_dir, uint64_t key, gc_lowp_weights **out,
-                                gc_err *e)
+                                const char *cache_dir, const char *source, uint64_t key,
+                                gc_lowp_weights **out, gc_err *e)
 {
     *out = NULL;
     if (p != GC_PRECISION_BF16 && p != GC_PRECISION_INT8)
         return gc_fail(e, GC_EINVAL, "no reduced-precision weights for precision %d", (int)p);
-    plan P = {.cfg = cfg, .w = w, .stored = stored_bf16, .p = p, .total = LOWP_HEADER};
+    int cached = cache_dir && *cache_dir;
+    plan P = {.cfg = cfg, .w = w, .stored = stored_bf16, .p = p,
+              .body = cached ? GC_CACHE_HEADER : LOWP_HEADER};
+    P.total = P.body;
     for (int l = 0; l < cfg->n_layers; l++)
         for (int j = 0; j < GC_LIN_N; j++) {
             int n, k;
@@ -276,22 +207,20 @@ gc_status gc_lowp_weights_build(const gc_config *cfg, const gc_weights *w,
     lw->p = p;
     lw->n_layers = cfg->n_layers;
     gc_status st = GC_OK;
-    if (P.total == LOWP_HEADER) {
+    if (P.total == P.body) {
         /* every matrix used as stored */
-    } else if (cache_dir && *cache_dir) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/gemmaclf-%016llx.%s", cache_dir, (unsigned long long)key,
-                 gc_precision_name(p));
-        int ok;
-        if (!(st = map_cache(&P, path, lw, &ok, e)) && !ok &&
-            !(st = write_cache(&P, cache_dir, path, e)) && !(st = map_cache(&P, path, lw, &ok, e)) &&
-            !ok)
-            st = gc_fail(e, GC_EIO, "%s: cache file vanished or is invalid", path);
+    } else if (cached) {
+        gc_cache_file cf = {.dir = cache_dir, .magic = magic_of(p), .suffix = gc_precision_name(p),
+                            .what = p == GC_PRECISION_BF16 ? "bf16 weight cache" : "int8 weight cache",
+                            .key = shape_key(cfg, key), .total = P.total, .source = source,
+                            .fill = fill_cache, .arg = &P};
+        if (!(st = gc_cache_file_map(&cf, &lw->base, e)))
+            lw->bytes = P.total;
     } else if (!(lw->base = aligned_alloc(LOWP_ALIGN, P.total))) {
         st = gc_fail(e, GC_ENOMEM, "out of memory converting weights to %s (%zu bytes)",
                      gc_precision_name(p), P.total);
     } else {
-        unsigned char *b = (unsigned char *)lw->base + LOWP_HEADER;
+        unsigned char *b = (unsigned char *)lw->base + P.body;
         for (int l = 0; l < cfg->n_layers; l++)
             for (int j = 0; j < GC_LIN_N; j++) {
                 int n, k;

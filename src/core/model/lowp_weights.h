@@ -7,10 +7,10 @@
  *   int8: W quantized per output channel, w[n][k] ~= q[n][k] * scale[n] with
  *         scale[n] = max_k |w[n][k]| / 127 (symmetric, q in [-127, 127]).
  *
- * Built once per model and precision: into a cache file (cache_dir/gemmaclf-KEY.bf16|.int8,
- * written completely with write() under a temporary name, then renamed into place and mapped
- * read-only, so every process serving the model shares one copy), or into memory when there is
- * no cache directory. */
+ * Built once per model and precision: into a cache copy (cache_dir/gemmaclf-KEY.bf16|.int8,
+ * common/cache_file.h: written completely under a temporary name, renamed into place and mapped
+ * read-only, so every process serving the model shares one copy; the copy for an older state of
+ * the same model directory is removed), or into memory when there is no cache directory. */
 #ifndef GC_LOWP_WEIGHTS_H
 #define GC_LOWP_WEIGHTS_H
 
@@ -33,11 +33,12 @@ typedef struct gc_lowp_weights gc_lowp_weights;
 
 /* The F32 weights w of a model with config cfg, converted to precision p (BF16 or INT8).
  * stored_bf16, when not NULL, gives per layer and GC_LIN_* the checkpoint's own BF16 data
- * (NULL entries: not stored as BF16). key identifies the checkpoint's files (cache name). */
+ * (NULL entries: not stored as BF16). key identifies the checkpoint's files (cache name);
+ * source is the model directory (older copies made from it are removed). */
 gc_status gc_lowp_weights_build(const gc_config *cfg, const gc_weights *w,
                                 const uint16_t *const (*stored_bf16)[GC_LIN_N], gc_precision p,
-                                const char *cache_dir, uint64_t key, gc_lowp_weights **out,
-                                gc_err *e);
+                                const char *cache_dir, const char *source, uint64_t key,
+                                gc_lowp_weights **out, gc_err *e);
 void gc_lowp_weights_free(gc_lowp_weights *lw);
 
 /* The GC_LIN_N matrices of one layer. */

@@ -17,7 +17,6 @@
  * The bf16 / int8 copies of the linear layers (gc_model_lowp, lowp_weights.c) are made from
  * these F32 weights on first use, into cache_dir when set (named after the same file
  * identity), else into memory. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,9 +26,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/cache_file.h"
 #include "common/file_id.h"
 #include "common/file_read.h"
 #include "model/lowp_weights.h"
@@ -39,13 +38,10 @@
 /* config.json is a few KiB; the cap only stops a wrong path from being slurped. */
 #define GC_CONFIG_JSON_MAX ((size_t)1 << 26)
 
-/* The cache file: a CACHE_HEADER-byte header (magic, key, total size, the source directory),
- * then every tensor as F32 at a CACHE_ALIGN-aligned offset. */
+/* The cache file (common/cache_file.h): its header, then every tensor as F32 at a
+ * CACHE_ALIGN-aligned offset. */
 #define CACHE_MAGIC "GCF32C02"
-#define CACHE_HEADER 4096
 #define CACHE_ALIGN 64
-#define CACHE_DIR_OFF 24
-#define CACHE_TMP_PREFIX ".gemmaclf-tmp-"
 
 /* Tensors are copied through buffers of this many elements. */
 #define CHUNK_ELEMS ((size_t)1 << 20)
@@ -315,22 +311,6 @@ typedef struct sink {
     const char *path;
 } sink;
 
-static gc_status write_at(int fd, const char *path, uint64_t off, const void *p, size_t n,
-                          gc_err *e)
-{
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const char *)p + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return gc_fail(e, GC_EIO, "cannot write the weight cache %s: %s", path,
-                           r < 0 ? strerror(errno) : "no progress");
-        done += (size_t)r;
-    }
-    return GC_OK;
-}
-
 /* Copies every tensor with a conv_off into the sink as F32, reading the sources in chunks. */
 static gc_status fill(const needed_tensor *needed, int n_needed, const sink *k, gc_err *e)
 {
@@ -350,7 +330,8 @@ static gc_status fill(const needed_tensor *needed, int n_needed, const sink *k, 
                 break;
             convert(t->dtype, raw, n, dst);
             if (!k->mem)
-                st = write_at(k->fd, k->path, off, f32, n * sizeof *f32, e);
+                st = gc_cache_write_at(k->fd, k->path, "weight cache", off, f32,
+                                       n * sizeof *f32, e);
         }
     }
     free(raw);
@@ -369,158 +350,40 @@ static gc_status sources_unchanged(const gc_st_set *s, gc_err *e)
     return GC_OK;
 }
 
-typedef struct cache_header {
-    char magic[8];
-    uint64_t key, total;
-} cache_header;
+typedef struct cache_fill {
+    const gc_model *m;
+    const needed_tensor *needed;
+    int n_needed;
+} cache_fill;
 
-/* Maps path when it is a complete cache file for key; *ok = 0 (and GC_OK) when it is absent
- * or not that file. */
-static gc_status map_cache(gc_model *m, const char *path, uint64_t key, size_t total, int *ok,
-                           gc_err *e)
+/* gc_cache_file's fill: the tensors, from one unchanged state of the sources. */
+static gc_status fill_cache(void *arg, int fd, const char *path, gc_err *e)
 {
-    *ok = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return GC_OK;
-    struct stat sb;
-    cache_header h;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size == total &&
-        pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && !memcmp(h.magic, CACHE_MAGIC, 8) &&
-        h.key == key && h.total == total) {
-        void *p = mmap(NULL, total, PROT_READ, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
-            close(fd);
-            return gc_fail(e, GC_EIO, "%s: mmap failed: %s", path, strerror(errno));
-        }
-        m->conv = p;
-        m->conv_bytes = total;
-        *ok = 1;
-    }
-    close(fd);
-    return GC_OK;
+    const cache_fill *a = arg;
+    sink k = {.mem = NULL, .fd = fd, .path = path};
+    gc_status st = fill(a->needed, a->n_needed, &k, e);
+    return st ? st : sources_unchanged(a->m->st, e);
 }
 
-/* A temporary file nobody wrote to for this long belongs to a writer that was killed. */
-#define CACHE_TMP_ABANDONED_S 3600
-
-/* Removes the cache files made for older states of the same model directory (a process that
- * still maps one keeps its pages: unlinking never truncates), and abandoned temporary files. */
-static void remove_stale(const char *cache_dir, const char *keep, const char *src_dir)
-{
-    DIR *d = opendir(cache_dir);
-    struct dirent *de;
-    char path[PATH_MAX], head[CACHE_HEADER];
-    size_t dl = strlen(src_dir);
-    time_t now = time(NULL);
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        size_t nl = strlen(de->d_name);
-        struct stat lsb;
-        if (!strncmp(de->d_name, CACHE_TMP_PREFIX, strlen(CACHE_TMP_PREFIX)) &&
-            snprintf(path, sizeof path, "%s/%s", cache_dir, de->d_name) < (int)sizeof path &&
-            lstat(path, &lsb) == 0 && S_ISREG(lsb.st_mode) &&
-            lsb.st_mtime < now - CACHE_TMP_ABANDONED_S) {
-            unlink(path);
-            continue;
-        }
-        if (strncmp(de->d_name, "gemmaclf-", 9) || nl < 13 || strcmp(de->d_name + nl - 4, ".f32") ||
-            !strcmp(de->d_name, keep) ||
-            snprintf(path, sizeof path, "%s/%s", cache_dir, de->d_name) >= (int)sizeof path)
-            continue;
-        int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-        struct stat sb;
-        int stale = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-                    pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-                    !memcmp(head, CACHE_MAGIC, 8) && dl < sizeof head - CACHE_DIR_OFF &&
-                    !memcmp(head + CACHE_DIR_OFF, src_dir, dl + 1);
-        if (fd >= 0)
-            close(fd);
-        if (stale)
-            unlink(path);
-    }
-    closedir(d);
-}
-
-/* Writes the cache file: a temporary file whose space is allocated first (a full disk is a
- * clean error here, never a fault later), filled with checked writes, fsync'ed and renamed into
- * place; on any failure the temporary file is removed. */
-static gc_status write_cache(const gc_model *m, const needed_tensor *needed, int n_needed,
-                             const char *dir, const char *path, uint64_t key, size_t total,
-                             const char *src_dir, gc_err *e)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/" CACHE_TMP_PREFIX "XXXXXX", dir);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return gc_fail(e, GC_EIO, "cache directory %s: cannot create a file: %s", dir,
-                       strerror(errno));
-    gc_status st = GC_OK;
-    int err = posix_fallocate(fd, 0, (off_t)total);
-    /* Without fallocate support (EOPNOTSUPP) every write below is still checked. */
-    if (err && err != EOPNOTSUPP && err != ENOSYS && err != EINVAL)
-        st = gc_fail(e, GC_EIO, "cannot allocate %zu bytes for the weight cache in %s: %s",
-                     total, dir, strerror(err));
-    sink k = {.mem = NULL, .fd = fd, .path = tmp};
-    if (!st)
-        st = fill(needed, n_needed, &k, e);
-    if (!st)
-        st = sources_unchanged(m->st, e);
-    if (!st) {
-        char *h = calloc(1, CACHE_HEADER);
-        cache_header ch = {.key = key, .total = total};
-        memcpy(ch.magic, CACHE_MAGIC, 8);
-        if (!h) {
-            st = gc_fail(e, GC_ENOMEM, "out of memory");
-        } else {
-            memcpy(h, &ch, sizeof ch);
-            /* calloc'd: the name stays NUL-terminated (a longer one is cut and never matches
-             * in remove_stale) */
-            memcpy(h + CACHE_DIR_OFF, src_dir, strnlen(src_dir, CACHE_HEADER - CACHE_DIR_OFF - 1));
-            st = write_at(fd, tmp, 0, h, CACHE_HEADER, e);
-            free(h);
-        }
-    }
-    if (!st && (ftruncate(fd, (off_t)total) != 0 || fsync(fd) != 0 || fchmod(fd, 0644) != 0 ||
-                rename(tmp, path) != 0))
-        st = gc_fail(e, GC_EIO, "cannot write the weight cache %s: %s", path, strerror(errno));
-    close(fd);
-    if (st) {
-        unlink(tmp);
-        return st;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { /* make the rename durable; a failure here loses only the cache */
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    return GC_OK;
-}
-
-/* The cached copy for this checkpoint: mapped if it exists, else written and mapped. */
+/* The shared F32 copy for this checkpoint (common/cache_file.h): mapped, written first if
+ * needed. */
 static gc_status use_cache(gc_model *m, const needed_tensor *needed, int n_needed,
                            const char *cache_dir, size_t total, gc_err *e)
 {
-    char path[PATH_MAX], name[64], src_dir[PATH_MAX];
-    uint64_t key = cache_key(m->st, needed, n_needed, total);
-    snprintf(name, sizeof name, "gemmaclf-%016llx.f32", (unsigned long long)key);
-    if (snprintf(path, sizeof path, "%s/%s", cache_dir, name) >= (int)sizeof path)
-        return gc_fail(e, GC_EINVAL, "cache directory path too long: %s", cache_dir);
+    char src_dir[PATH_MAX];
     if (!realpath(m->dir, src_dir))
         snprintf(src_dir, sizeof src_dir, "%s", m->dir);
-    int ok;
-    gc_status st = map_cache(m, path, key, total, &ok, e);
-    if (st || ok)
-        return st;
-    /* First user of this state of the checkpoint: copy, publish atomically, map. */
-    if ((st = write_cache(m, needed, n_needed, cache_dir, path, key, total, src_dir, e)) ||
-        (st = map_cache(m, path, key, total, &ok, e)))
-        return st;
-    if (!ok)
-        return gc_fail(e, GC_EIO, "%s: cache file vanished or is invalid", path);
-    remove_stale(cache_dir, name, src_dir);
-    return GC_OK;
+    cache_fill a = {.m = m, .needed = needed, .n_needed = n_needed};
+    gc_cache_file cf = {.dir = cache_dir, .magic = CACHE_MAGIC, .suffix = "f32",
+                        .what = "weight cache", .key = cache_key(m->st, needed, n_needed, total),
+                        .total = total, .source = src_dir, .fill = fill_cache, .arg = &a};
+    void *p;
+    gc_status st = gc_cache_file_map(&cf, &p, e);
+    if (!st) {
+        m->conv = p;
+        m->conv_bytes = total;
+    }
+    return st;
 }
 
 static gc_status convert_all(gc_model *m, needed_tensor *needed, int n_needed,
@@ -528,7 +391,7 @@ static gc_status convert_all(gc_model *m, needed_tensor *needed, int n_needed,
 {
     const char *cache_dir = opts && opts->cache_dir && *opts->cache_dir ? opts->cache_dir : NULL;
     int in_place = !cache_dir && opts && opts->map_files;
-    size_t total = cache_dir ? CACHE_HEADER : 0;
+    size_t total = cache_dir ? GC_CACHE_HEADER : 0;
     for (int i = 0; i < n_needed; i++) {
         const gc_st_tensor *t = needed[i].t;
         if (in_place && t->dtype == GC_ST_F32 && ((uintptr_t)t->data & 3) == 0)
@@ -685,9 +548,12 @@ gc_status gc_model_lowp(const gc_model *cm, gc_precision p, const gc_lowp_weight
     pthread_mutex_lock(&m->lowp_lock);
     if (!m->lowp[p]) {
         const char *name = gc_precision_name(p);
+        char src_dir[PATH_MAX];
+        if (!realpath(m->dir, src_dir))
+            snprintf(src_dir, sizeof src_dir, "%s", m->dir);
         st = gc_lowp_weights_build(&m->cfg, &m->w,
                                    (const uint16_t *const(*)[GC_LIN_N])m->stored_bf16, p,
-                                   m->cache_dir, fnv(m->files_key, name, strlen(name)),
+                                   m->cache_dir, src_dir, fnv(m->files_key, name, strlen(name)),
                                    &m->lowp[p], e);
     }
     *out = m->lowp[p];
