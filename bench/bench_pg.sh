@@ -10,7 +10,8 @@
 #   - PSS (/proc/PID/smaps_rollup) of 8 backends that each classified, minus 8 that did not,
 #     against the size of the model's weights
 # Env: BENCH_THREADS (gemmaclf.threads, default 1), BENCH_CONNS (default 8), BENCH_CORETYPE
-#      (OPENBLAS_CORETYPE in the servers' environment, e.g. SkylakeX; default: none).
+#      (OPENBLAS_CORETYPE in the servers' environment, e.g. SkylakeX; default: none),
+#      BENCH_THROUGHPUT=0 (only first-call latency and memory: a quick run).
 # Builds and installs first (make all install). Run as root (pg_virtualenv, /proc of postgres).
 set -eu
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); ge
 echo
 echo "== without shared_preload_libraries"
 pg_virtualenv -o "gemmaclf.model_path=$MODEL" -o "gemmaclf.threads=$BENCH_THREADS" \
-    sh "$ROOT/bench/bench_pg_inner.sh" full
+    sh "$ROOT/bench/bench_pg_inner.sh" "$([ "${BENCH_THROUGHPUT:-1}" = 0 ] && echo latency || echo full)"
 echo
 echo "== with shared_preload_libraries = 'gemmaclf'"
 pg_virtualenv -o "shared_preload_libraries=gemmaclf" -o "gemmaclf.model_path=$MODEL" \

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs inside pg_virtualenv for bench/bench_pg.sh; $1 = full | preload.
+# Runs inside pg_virtualenv for bench/bench_pg.sh; $1 = full | latency | preload (only full
+# measures rows/s).
 set -eu
 MODE=$1
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -64,14 +65,18 @@ med=$(echo $lat | tr ' ' '\n' | sort -n | sed -n 3p)
 printf 'first classify_hate() in a new connection: median %s ms (all: %s)\n' "$med" "$(echo $lat)"
 
 # Memory: PSS of N backends that each classified, minus N that ran the same query without
-# the model; and the PSS of the weight file's mappings alone (shared page cache).
+# the model; the PSS of their mappings of the weight cache's copies (the F32 weights and the
+# n-gram head, shared page cache); and the PSS of every server process together (postmaster and
+# all its children: the memory the cluster uses, however shared pages are attributed -- memory
+# the postmaster allocated before forking is counted in every child, idle ones too, while a
+# shared file is counted only in the processes that read it).
 pss_of() { # $1 app name, $2 what: all | noshm | model -> sum of kB over those backends
     total=0
     for pid in $(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'"); do
         case $2 in
         all) kb=$(awk '/^Pss:/ { print $2 }' /proc/$pid/smaps_rollup 2>/dev/null) ;;
         noshm) kb=$(awk '/^Pss:/ { p = $2 } /^Pss_Shmem:/ { s = $2 } END { print p - s }' /proc/$pid/smaps_rollup 2>/dev/null) ;;
-        model) kb=$(awk -v f="$BENCH_MODEL/model.safetensors" '/^[0-9a-f]+-[0-9a-f]+ / { m = ($6 == f) } m && /^Pss:/ { t += $2 } END { print t + 0 }' /proc/$pid/smaps 2>/dev/null) ;;
+        model) kb=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { m = ($6 ~ /\/gemmaclf_cache\/gemmaclf-/) } m && /^Pss:/ { t += $2 } END { print t + 0 }' /proc/$pid/smaps 2>/dev/null) ;;
         esac
         total=$((total + ${kb:-0}))
     done
@@ -92,11 +97,18 @@ done
 idle=$(pss_of gc_idle all); busy=$(pss_of gc_busy all)
 idle_ns=$(pss_of gc_idle noshm); busy_ns=$(pss_of gc_busy noshm)
 model=$(pss_of gc_busy model)
+pm=$(head -1 "$(q -c "SHOW data_directory")/postmaster.pid")
+server=0
+for pid in $pm $(ps -o pid= --ppid "$pm"); do
+    kb=$(awk '/^Pss:/ { print $2 }' /proc/$pid/smaps_rollup 2>/dev/null)
+    server=$((server + ${kb:-0}))
+done
 wbytes=$(q -c "SELECT (gemmaclf_model_info()->>'weight_bytes')::bigint")
 q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('gc_idle', 'gc_busy')" >/dev/null
 wait 2>/dev/null || true
-awk -v b="$busy" -v i="$idle" -v bn="$busy_ns" -v in_="$idle_ns" -v m="$model" -v w="$wbytes" -v n="$BENCH_CONNS" 'BEGIN {
+awk -v b="$busy" -v i="$idle" -v bn="$busy_ns" -v in_="$idle_ns" -v m="$model" -v w="$wbytes" -v n="$BENCH_CONNS" -v s="$server" 'BEGIN {
     W = w / 1048576;
     printf "PSS of %d backends that classified: %.1f MiB; of %d that did not: %.1f MiB (weights: %.1f MiB)\n", n, b / 1024, n, i / 1024, W;
-    printf "  weight-file mappings, all %d together: %.1f MiB = %.2f x one copy\n", n, m / 1024, m / 1024 / W;
+    printf "  weight cache mappings (weights, n-gram head), all %d together: %.1f MiB = %.2f x the weights\n", n, m / 1024, m / 1024 / W;
+    printf "  every server process together (with those %d backends): %.1f MiB\n", 2 * n, s / 1024;
     printf "  extra PSS for classifying (model + per-backend buffers): %.1f MiB = %.2f x one copy (%.1f MiB excluding PG shared memory)\n", (b - i) / 1024, (b - i) / 1024 / W, (bn - in_) / 1024 }'

@@ -363,6 +363,13 @@ def ngram_head_cases(m):
         files = dict(files)
         files.setdefault("gemmaclf.json", on)
         cases.append(Case("ngram head", name, classify_sql(m.new(files)), expect, need))
+    # the backend maps the head's checked copy in the weight cache (shared by every backend),
+    # never the user's file and never a private copy
+    maps = ("SELECT 'RESULT ' || count(*) || ' head mappings' FROM regexp_matches("
+            "pg_read_file('/proc/self/maps'), 'gemmaclf_cache/gemmaclf-[0-9a-f]{16}\\.ngram', 'g');\n")
+    shared = m.new({"gemmaclf.json": on, "ngram_head.safetensors": good})
+    cases.append(Case("ngram head", "head on: mapped from the weight cache", classify_sql(shared) + maps,
+                      "ok", "RESULT 1 head mappings"))
     return cases
 
 

@@ -84,6 +84,16 @@ static void write_head(const head_spec *h)
     CHECK(f && ok && fclose(f) == 0, "write the head");
 }
 
+/* A new head file (a new inode, as `mv` of a new file would give); NULL: none. */
+static void replace_head(const head_spec *h)
+{
+    char p[PATH_MAX + 64];
+    path_of(p, sizeof p, GC_NGRAM_HEAD_FILE);
+    unlink(p);
+    if (h)
+        write_head(h);
+}
+
 /* Probabilities of n texts by classifier c; 0 on failure. */
 static int classify_by(gc_classifier *c, int n, const char *const *texts, const size_t *lens,
                        float *prob, gc_err *e)
@@ -203,10 +213,7 @@ static void test_reload_and_errors(void)
               want);
         head_spec h = DEFAULT;
         h.bias[0] = 3;
-        char p[PATH_MAX + 64];
-        path_of(p, sizeof p, GC_NGRAM_HEAD_FILE);
-        unlink(p);
-        write_head(&h);
+        replace_head(&h);
         CHECK(gc_classifier_files_changed(c), "a rewritten head is a change (reload)");
         gc_classifier_free(c);
     }
@@ -227,11 +234,7 @@ static void test_reload_and_errors(void)
     bad[3].h.buckets = 12;
     bad[4].h.format = "gemmaclf-ngram-0";
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char p[PATH_MAX + 64];
-        path_of(p, sizeof p, GC_NGRAM_HEAD_FILE);
-        unlink(p);
-        if (!bad[i].remove)
-            write_head(&bad[i].h);
+        replace_head(bad[i].remove ? NULL : &bad[i].h);
         write_text("gemmaclf.json", bad[i].json);
         gc_err e2 = {0};
         c = NULL;
@@ -294,10 +297,7 @@ static void test_shared_copy(void)
     CHECK(maps_file(cache, ".ngram"), "the head's values are a mapping of the cache copy");
     head_spec h = DEFAULT;
     h.bias[0] = 3;
-    char p[PATH_MAX + 64];
-    path_of(p, sizeof p, GC_NGRAM_HEAD_FILE);
-    unlink(p);
-    write_head(&h);
+    replace_head(&h);
     CHECK(gc_classifier_open(dir, &o, &c3, &e) == GC_OK && classify_by(c3, 3, t, NULL, p3, &e),
           "open after the head changed: %s", e.msg);
     CHECK(memcmp(p3, priv, sizeof p3), "the new head is used, not the old copy");
@@ -309,8 +309,7 @@ static void test_shared_copy(void)
     gc_classifier_free(c2);
     gc_classifier_free(c3);
     h.nan_at = 5;
-    unlink(p);
-    write_head(&h);
+    replace_head(&h);
     c1 = NULL;
     CHECK(gc_classifier_open(dir, &o, &c1, &e) != GC_OK && !c1 && strstr(e.msg, "non-finite"),
           "a NaN in the head is an error with a cache directory too (%s)", e.msg);

@@ -28,6 +28,7 @@ gemmaclf.json's order.
 The recipe (train/recipe.py) fits, chooses and exports the head; the commands here are the analyses
 behind train/runs.md:
     train/ngram_head.py calibrate FOLD_DIR [FOLD_DIR ...] --spec S   # macro-F1 per weight on fold runs, then T
+    train/ngram_head.py variants FOLD_DIR [FOLD_DIR ...] --spec S    # other heads and mixing rules on fold runs
     train/ngram_head.py dev-report MODEL_DIR [--head-from DIR]       # dev, scored once: with and without the head
 """
 import argparse
@@ -206,6 +207,79 @@ def calibrate(fold_dirs, spec):
     return best, t
 
 
+def variants(fold_dirs, spec):
+    """Other heads and mixing rules than the recipe's, on fold runs (train/runs.md, "Head and mixing
+    variants"): macro-F1 / Extreme Hate F1 per fold and pooled, over the recipe's weights. Heads:
+    the logistic regression at C = 3, 10 (the recipe), 30, without class weights, and NB-LR (one
+    binary regression per label on features scaled by its naive-Bayes log-count ratio). Rules: the
+    recipe's log-linear mix, one weight per label (all 5^3 on a grid, the best pooled), and a mix of
+    probabilities."""
+    import itertools
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+    import evaluate as ev
+
+    def f1(y, s):
+        m = ev.metrics(list(y), np.asarray(s).argmax(1).tolist())
+        return m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]
+
+    def lsm(z):
+        z = z - z.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    def nb_lr(x, xv, y, c):
+        xb = x.copy()
+        xb.data[:] = 1
+        z = np.zeros((xv.shape[0], len(LABELS)))
+        for k in range(len(LABELS)):
+            p = 1 + np.asarray(xb[y == k].sum(0)).ravel()
+            q = 1 + np.asarray(xb[y != k].sum(0)).ravel()
+            d = sparse.diags(np.log((p / p.sum()) / (q / q.sum())))
+            m = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x @ d, (y == k).astype(int))
+            z[:, k] = (xv @ d) @ m.coef_[0] + m.intercept_[0]
+        return z
+
+    heads = {"C=10 (recipe)": lambda x, xv, y: LogisticRegression(C=10, max_iter=3000, class_weight="balanced").fit(x, y).decision_function(xv),
+             "C=3": lambda x, xv, y: LogisticRegression(C=3, max_iter=3000, class_weight="balanced").fit(x, y).decision_function(xv),
+             "C=30": lambda x, xv, y: LogisticRegression(C=30, max_iter=3000, class_weight="balanced").fit(x, y).decision_function(xv),
+             "C=10, no class weights": lambda x, xv, y: LogisticRegression(C=10, max_iter=3000).fit(x, y).decision_function(xv),
+             "NB-LR, C=4": lambda x, xv, y: nb_lr(x, xv, y, 4.0)}
+    g, lp, ys = [], {k: [] for k in heads}, []
+    for d in fold_dirs:
+        cv = json.load(open(os.path.join(d, "cv.json")))
+        tr, va = fold_split(cv["fold"], cv["n_folds"])
+        ctr, cva = counts([r["text"] for r in tr]), counts([r["text"] for r in va])
+        idfs = []
+        for x in ctr:
+            df = np.bincount(x.indices, minlength=x.shape[1])
+            idfs.append(np.where(df >= MIN_DF, np.log((1.0 + len(tr)) / (1.0 + df)) + 1.0, 0.0).astype(np.float32))
+        x, xv = features(ctr, idfs), features(cva, idfs)
+        y = np.array([LABELS.index(r["label"]) for r in tr])
+        ys.append(np.array([LABELS.index(r["label"]) for r in va]))
+        g.append(np.load(os.path.join(d, "val_scores.npz"))["scores_" + spec])
+        for k, fn in heads.items():
+            lp[k].append(lsm(fn(x, xv, y)))
+    pooled = lambda parts: np.concatenate(parts)  # noqa: E731
+    yall = pooled(ys)
+    show = lambda name, per: print("%-34s %s | pooled %.4f / %.4f" % (  # noqa: E731
+        name, "  ".join("fold %d %.4f / %.4f" % ((i,) + f1(ys[i], s)) for i, s in enumerate(per)), *f1(yall, pooled(per))))
+    for k in heads:
+        show(k + ", alone", lp[k])
+        for w in WEIGHTS:
+            show("%s, w %.1f" % (k, w), [combine(a, b, w) for a, b in zip(g, lp[k])])
+    base = [combine(a, b, 0.0) for a, b in zip(g, lp["C=10 (recipe)"])]
+    per_label = lambda wv: [(1 - np.array(wv)) * a + np.array(wv) * b  # noqa: E731
+                            for a, b in zip(base, lp["C=10 (recipe)"])]
+    combos = list(itertools.product((0.4, 0.5, 0.6, 0.7, 0.8), repeat=len(LABELS)))
+    best = max(combos, key=lambda wv: f1(yall, pooled(per_label(wv)))[0])
+    show("weight per label %s, pooled choice" % (best,), per_label(best))
+    for i in range(len(fold_dirs)):  # chosen on one fold, scored on the others: does it carry over?
+        wv = max(combos, key=lambda wv: f1(ys[i], per_label(wv)[i])[0])
+        show("weight per label %s, fold %d's choice" % (wv, i), per_label(wv))
+    for w in (0.5, 0.6, 0.7):
+        show("probabilities mixed, w %.1f" % w, [np.log((1 - w) * np.exp(a) + w * np.exp(b)) for a, b in zip(base, lp["C=10 (recipe)"])])
+
+
 def dev_report(model_dir, head_dir=None):
     """Distinct dev comments, scored once: the Gemma model of model_dir with the head, weight and
     temperature of head_dir (default: model_dir), against the Gemma model alone (no bias, T = 1)."""
@@ -239,12 +313,17 @@ def main():
     c = sub.add_parser("calibrate")
     c.add_argument("fold_dirs", nargs="+")
     c.add_argument("--spec", required=True, help="the weight-averaging candidate the final model uses (e.g. 2+3)")
+    v = sub.add_parser("variants")
+    v.add_argument("fold_dirs", nargs="+")
+    v.add_argument("--spec", required=True)
     r = sub.add_parser("dev-report")
     r.add_argument("model_dir")
     r.add_argument("--head-from", help="model directory whose head, weight and T to use")
     a = ap.parse_args()
     if a.cmd == "calibrate":
         calibrate(a.fold_dirs, a.spec)
+    elif a.cmd == "variants":
+        variants(a.fold_dirs, a.spec)
     else:
         dev_report(a.model_dir, a.head_from)
 
