@@ -47,7 +47,7 @@ def distinct(rows):
 def prompt_text(comment):
     """The prompt exactly as the Gemma 3 chat template renders one user message
     with add_generation_prompt=True (the template trims the content)."""
-    return ("<bos><start_of_turn>user\n" + PROMPT_PREFIX + comment.strip() +
+    return ("<bos><start_of_turn>user\n" + (PROMPT_PREFIX + comment.strip()).strip() +
             "<end_of_turn>\n<start_of_turn>model\n")
 
 

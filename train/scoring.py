@@ -32,8 +32,11 @@ class PromptEncoder:
         self.distinct_first = len(set(firsts)) == len(firsts)
 
     def comment_encoding(self, comment):
-        """The comment as it follows the prompt prefix (its space first), special-token strings as text."""
-        return self.raw.encode(PROMPT_PREFIX[-1] + comment.strip(), add_special_tokens=False)
+        """The comment as it follows the prompt prefix (its space first), special-token strings as text.
+        The template trims its content, prefix + comment: with an empty (or blank) comment the prefix's
+        trailing space goes too, and nothing follows the head (as gemmaclf's prompt.c does)."""
+        c = comment.strip()
+        return self.raw.encode(PROMPT_PREFIX[-1] + c if c else "", add_special_tokens=False)
 
     def comment_ids(self, comment, max_tokens=None):
         ids = self.comment_encoding(comment).ids

@@ -113,7 +113,7 @@ def main():
     if check("classify" in cmds, "%s missing or has no 'classify' command: label cross-check not run" % gc_bin):
         check_classify(gc_bin, mdir, model, enc, dev + [{"text": t} for t in EDGE_TEXTS], bias,
                        load_temperature(mdir), max_tok, LABELS)
-        check_head_alone(gc_bin, mdir, [r["text"] for r in dev] + EDGE_TEXTS + ["", "   \n"], max_tok, LABELS)
+        check_head_alone(gc_bin, mdir, [r["text"] for r in dev] + EDGE_TEXTS, max_tok, LABELS)
 
 
 def check_head_alone(gc_bin, mdir, texts, max_tok, labels):
@@ -145,12 +145,11 @@ def check_head_alone(gc_bin, mdir, texts, max_tok, labels):
 
 # Byte-feature edge cases of the n-gram head: upper case (only A-Z is folded), each ASCII blank
 # that splits words, non-ASCII bytes (word bytes), underscores and digits, 1-byte runs (not
-# words), and a text past the 32,768-byte input cap (max_input_tokens 512). Empty texts only in the
-# head check: the engine tokenizes the prompt of an empty comment as one string, the Python
-# PromptEncoder as head + tail.
+# words), a text past the 32,768-byte input cap (max_input_tokens 512), and empty and blank texts
+# (the template's trim drops the prefix's trailing space: no token between prompt head and tail).
 EDGE_TEXTS = ["MAAR DALO ISKO", "Tu\tbahut\nganda\rhai\x0bnikal\x0cyahan se", "तुम बहुत बुरे हो 😡😡",
               "ÄÖÜ Ça va", "a b c d e", "_x_ 42 4 2 __", "x" * 40000,
-              "kutta " * 6000 + "PAGAL"]
+              "kutta " * 6000 + "PAGAL", "", "   \n"]
 
 
 def served(model, enc, mdir, texts, max_tok):
