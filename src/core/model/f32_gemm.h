@@ -2,7 +2,7 @@
  *
  * OpenBLAS picks its kernels by CPU model when it loads; a CPU newer than the library gets a
  * generic fallback (model/blas_core.h): Debian 12's OpenBLAS runs its SSE3 "Prescott" kernels on
- * this project's Xeon, 3-5x slower than oneDNN's sgemm there (bench/bench_f32_gemm.c). oneDNN
+ * this project's Xeon, 4-7x slower than oneDNN's sgemm there (bench/bench_f32_gemm.c). oneDNN
  * (already linked for the bf16 / int8 engines) dispatches on the CPU's instruction sets itself.
  * So, by default, oneDNN computes these products exactly when OpenBLAS runs a fallback on a CPU
  * that could do better, and OpenBLAS otherwise (and always for the small attention products).
