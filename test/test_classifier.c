@@ -15,7 +15,6 @@
 #include "classifier/model_info.h"
 #include "classifier/prompt.h"
 #include "model/blas_core.h"
-#include "model/f32_gemm.h"
 #include "gc_test.h"
 #include "common/utf8.h"
 
@@ -135,27 +134,6 @@ static void test_reference(gc_classifier *c, gc_session *s)
            agree, m, maxdiff);
     CHECK(agree * 1000 >= m * 995, "agreement %d/%d", agree, m);
     CHECK(close == m, "%d/%d probability rows within 1e-3 of transformers", close, m);
-
-    /* The other library for the f32 products (model/f32_gemm.h: OpenBLAS or oneDNN, whichever
-     * this process did not choose), in the same session, whose cached prompt head the first one
-     * computed (a preloaded server's backends run exactly this mix): same labels, probabilities
-     * within float rounding. */
-    gc_f32_gemm was = gc_f32_gemm_choice();
-    gc_f32_gemm_set(was == GC_F32_GEMM_ONEDNN ? GC_F32_GEMM_OPENBLAS : GC_F32_GEMM_ONEDNN);
-    int *labels2 = malloc(sizeof(int) * m), same_labels = 0;
-    CHECK(gc_classify(s, m, texts, NULL, one, labels2, &e) == GC_OK, "%s", e.msg);
-    gc_f32_gemm_set(was);
-    double gdiff = 0;
-    for (int i = 0; i < m; i++) {
-        same_labels += labels2[i] == labels[i];
-        for (int l = 0; l < 3; l++)
-            gdiff = fmax(gdiff, fabs(one[3 * i + l] - probs[3 * i + l]));
-    }
-    printf("f32 products on %s, then on the other library: %d/%d labels equal, max |dp| = %.2e\n",
-           gc_f32_gemm_name(was), same_labels, m, gdiff);
-    CHECK(same_labels == m && gdiff < 1e-5, "OpenBLAS and oneDNN f32 products agree (%d/%d, %.2e)",
-          same_labels, m, gdiff);
-    free(labels2);
 
     /* Batch composition changes nothing: one text at a time, and in batches of 7. */
     int same = 1;
@@ -399,19 +377,6 @@ static void test_cli(void)
         const cJSON *bc = cJSON_GetObjectItemCaseSensitive(j, "blas_core");
         CHECK(cJSON_IsString(bc) && !strcmp(bc->valuestring, cores[k]), "blas_core %s: %s",
               cores[k], all);
-        /* oneDNN takes the f32 products exactly when OpenBLAS' kernels are a fallback here */
-        const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "f32_gemm");
-        int fallback = 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-        fallback = gc_blas_core_better_for(cores[k], __builtin_cpu_supports("avx2") &&
-                                                         __builtin_cpu_supports("fma"),
-                                           __builtin_cpu_supports("avx512f") &&
-                                               __builtin_cpu_supports("avx512bw") &&
-                                               __builtin_cpu_supports("avx512dq") &&
-                                               __builtin_cpu_supports("avx512vl")) != NULL;
-#endif
-        CHECK(cJSON_IsString(g) && !strcmp(g->valuestring, fallback ? "onednn" : "openblas"),
-              "f32_gemm under %s: %s", cores[k], all);
         cJSON_Delete(j);
     }
 }
@@ -447,8 +412,7 @@ static void test_model_info(const gc_classifier *c)
         "model_path", "architecture", "parameters", "dtype", "weight_bytes", "layers",
         "hidden_size", "vocab_size", "tokenizer_vocab_size", "fingerprint", "labels",
         "label_token_ids", "prompt_prefix", "scoring", "cached_prefix_tokens", "ngram_weight", "device",
-        "precision", "threads", "blas_core", "f32_gemm", "load_ms", "preloaded", "max_input_tokens",
-        "batch_size"};
+        "precision", "threads", "blas_core", "load_ms", "preloaded", "max_input_tokens", "batch_size"};
     gc_model_info_runtime rt = {.model_path = "/as/named", .device = GC_DEVICE_CPU, .threads = 3,
                                 .precision = GC_PRECISION_INT8, .preloaded = 1,
                                 .max_input_tokens = 77, .batch_size = 5};

@@ -21,7 +21,6 @@
 
 #include "model/cuda_plugin.h"
 #include "model/blas_core.h"
-#include "model/f32_gemm.h"
 
 #define MODEL_HINT \
     "Set gemmaclf.model_path (superuser) to a directory holding config.json, model.safetensors " \
@@ -302,11 +301,10 @@ static void log_blas_core(void)
 
     if (better)
         ereport(LOG, (errmsg("gemmaclf: OpenBLAS runs its \"%s\" kernels, which do not use this "
-                             "CPU's AVX2/AVX-512 instructions; the f32 linear layers run on %s",
-                             gc_blas_core(), gc_f32_gemm_name(gc_f32_gemm_choice())),
+                             "CPU's AVX2/AVX-512 instructions (f32 several times slower)",
+                             gc_blas_core()),
                       errhint("Set OPENBLAS_CORETYPE=%s in the server's environment and restart "
-                              "it (Debian: the cluster's \"environment\" file) for OpenBLAS' "
-                              "share (attention) too.", better)));
+                              "it (Debian: the cluster's \"environment\" file).", better)));
 }
 
 void gcpg_session_preload(void)
@@ -322,12 +320,10 @@ void gcpg_session_preload(void)
     ereport(LOG, (errmsg("gemmaclf: loaded model \"%s\" in %.1f ms", current->dir,
                          gc_classifier_load_ms(current->clf))));
     log_blas_core();
-    /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA, f32 on
-     * OpenBLAS: oneDNN's OpenMP threads must not start before fork): a backend whose settings
-     * match starts classifying without computing it. */
+    /* Also the CPU session with the cached prompt head (one BLAS thread, no CUDA, f32: oneDNN
+     * must not start before fork): a backend whose settings match starts classifying without
+     * computing it. */
     a.lm = current;
-    gc_f32_gemm_hold(1);
     if (new_session(&a) != GC_OK)
         ereport(LOG, (errmsg("gemmaclf: no preloaded session: %s", a.err.msg)));
-    gc_f32_gemm_hold(0);
 }

@@ -4,7 +4,6 @@
 
 #include "classifier/model_info.h"
 #include "model/blas_core.h"
-#include "model/f32_gemm.h"
 
 static const char *device_name(gc_device d) { return d == GC_DEVICE_CUDA ? "cuda" : "cpu"; }
 
@@ -50,7 +49,6 @@ static void add_runtime(cJSON *j, const gc_classifier *c, const gc_model_info_ru
     cJSON_AddStringToObject(j, "precision", gc_precision_name(rt->precision));
     cJSON_AddNumberToObject(j, "threads", rt->threads);
     cJSON_AddStringToObject(j, "blas_core", gc_blas_core());
-    cJSON_AddStringToObject(j, "f32_gemm", gc_f32_gemm_name(gc_f32_gemm_choice()));
     cJSON_AddNumberToObject(j, "load_ms", round(gc_classifier_load_ms(c) * 10) / 10);
     cJSON_AddBoolToObject(j, "preloaded", rt->preloaded != 0);
     cJSON_AddNumberToObject(j, "max_input_tokens", rt->max_input_tokens);

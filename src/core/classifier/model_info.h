@@ -18,7 +18,7 @@ typedef struct gc_model_info_runtime {
 
 /* The number of keys gc_model_info_json prints (test_classifier lists them): adding a key means
  * raising it, so that an object cJSON could not complete is never printed. */
-#define GC_MODEL_INFO_KEYS 25
+#define GC_MODEL_INFO_KEYS 24
 
 /* A JSON object, malloc'd and NUL-terminated (UTF-8; the caller frees it), with the keys
  *   model_path, architecture, parameters, dtype, weight_bytes, layers, hidden_size,

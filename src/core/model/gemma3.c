@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "model/cuda_plugin.h"
-#include "model/f32_gemm.h"
 #include "model/lowp_matmul.h"
 #include "model/lowp_weights.h"
 #include "model/ops.h"
@@ -318,11 +317,10 @@ static gc_status prefix_reserve(gc_prefix *p, int n, gc_err *e)
 /* ---------------------------------------------------------------------------------------- */
 /* forward                                                                                   */
 
-/* y[T, n] = x[T, k] . W[n, k]^T  (W row-major as stored in safetensors): OpenBLAS, or oneDNN
- * where OpenBLAS runs a fallback (model/f32_gemm.h) */
-static void matmul(const gc_ctx *c, float *y, const float *x, const float *w, int T, int n, int k)
+/* y[T, n] = x[T, k] . W[n, k]^T  (W row-major as stored in safetensors) */
+static void matmul(float *y, const float *x, const float *w, int T, int n, int k)
 {
-    gc_f32_gemm_xwt(y, x, w, T, n, k, c->opts.threads);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
 }
 
 /* Linear layer `which` (GC_LIN_*) of layer l, whose f32 weights are w32: sgemm, or the
@@ -331,21 +329,20 @@ static gc_status linear(const gc_ctx *c, int l, int which, float *y, const float
                         const float *w32, size_t T, int n, int k, gc_err *e)
 {
     if (!c->lowp_engine) {
-        matmul(c, y, x, w32, (int)T, n, k);
+        matmul(y, x, w32, (int)T, n, k);
         return GC_OK;
     }
     return gc_lowp_matmul(c->lowp_engine, y, x, &gc_lowp_layer(c->lowp, l)[which], (int)T, e);
 }
 
-/* OpenBLAS' threads for this context's products. With a bf16 / int8 engine, or oneDNN's f32
- * products (model/f32_gemm.h), the linear layers run on oneDNN's OpenMP threads and OpenBLAS is
- * left with the attention products, small ones:
+/* OpenBLAS' threads for this context's products. With a bf16 / int8 engine the linear layers
+ * run on oneDNN's OpenMP threads and OpenBLAS is left with the attention products, small ones:
  * one thread, since two thread pools that each spin on the same cores slow each other down
  * (gemma-3-270m shape, batch 64, 2 threads, int8: 104 -> 122-135 prompts/s,
  * bench/bench_precision.sh). */
 static int blas_threads(const gc_ctx *c)
 {
-    return c->lowp_engine || gc_f32_gemm_onednn_now() ? 1 : c->opts.threads;
+    return c->lowp_engine ? 1 : c->opts.threads;
 }
 
 static gc_status check_batch(const gc_ctx *c, const gc_prefix *prefix, const gc_batch *b,
@@ -670,7 +667,7 @@ static void logits_out(const gc_ctx *c, const scratch *sc, gc_batch *b, int R, i
         head = sc->head_rows;
         n_cols = b->n_rows;
     }
-    matmul(c, b->logits, sc->out_x, head, R, n_cols, H);
+    matmul(b->logits, sc->out_x, head, R, n_cols, H);
     if (cfg->final_softcap > 0)
         gc_softcap(b->logits, (size_t)R * n_cols, cfg->final_softcap);
 }
