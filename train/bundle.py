@@ -153,7 +153,7 @@ License of the data: CC BY 4.0.
 
 ## Recipe
 
-`train/run.sh` (details in `train/README.md`), seed {rep['seed']}, one torch thread:
+`train/run.sh` (details in `train/README.md`), seed {rep['seed']}, {rep.get('torch_threads', 1)} torch thread(s):
 
 1. Tokenizer: BPE with byte fallback on the training comments, Gemma 3 structure (normalizer
    `Replace(" " -> "▁")`, pre-tokenizer `Split(" ")`, decoders Replace/ByteFallback/Fuse,
@@ -163,9 +163,9 @@ License of the data: CC BY 4.0.
 2. Model: hidden {c['hidden_size']}, {c['num_hidden_layers']} layers (sliding window {c['sliding_window']} except the last, full),
    {c['num_attention_heads']} query heads, {c['num_key_value_heads']} KV head, head_dim {c['head_dim']}, intermediate {c['intermediate_size']}, vocab {c['vocab_size']}, tied embeddings.
 3. Language-model phase: {c['lm_epochs']} epoch(s) over the distinct training comments, batch {c['batch_size']}, AdamW lr {c['lm_lr']:g}
-   cosine (final train loss {rep['lm_loss']:.3f}).
+   cosine, weight decay {c.get('weight_decay', 0.01):g}{', attention dropout %g' % c['attention_dropout'] if c.get('attention_dropout') else ''} (final train loss {rep['lm_loss']:.3f}).
 4. SFT with TRL `SFTTrainer`, chat prompt-completion examples, loss on the answer
-   (`{{label}}<end_of_turn>\\n`) only{', label smoothing %g' % c['label_smoothing'] if c['label_smoothing'] else ''}; {c['sft_epochs']} epochs, batch {c['batch_size']}, AdamW lr {c['sft_lr']:g} cosine, weight decay 0.01.
+   (`{{label}}<end_of_turn>\\n`) only{', label smoothing %g' % c['label_smoothing'] if c['label_smoothing'] else ''}; {c['sft_epochs']} epochs, batch {c['batch_size']}, AdamW lr {c['sft_lr']:g} cosine, weight decay {c.get('weight_decay', 0.01):g}{', attention dropout %g' % c['attention_dropout'] if c.get('attention_dropout') else ''}.
    Each SFT epoch holds every Hate comment once, every Extreme Hate comment {c['extreme_oversample']} times and {nh_text};
    over the {c['sft_epochs']} epochs {sft['Not Hate']:,} / {sft['Hate']:,} / {sft['Extreme Hate']:,} Not Hate / Hate / Extreme Hate examples.
    Weight snapshots are kept at SFT epochs {', '.join(sorted(set(x for v in c['variants'].split('|') for x in v.split('+'))))}.

@@ -117,15 +117,20 @@ def features(cnts, idfs):
     return sparse.hstack(parts).tocsr()
 
 
+def idf_of(cnts, n):
+    """Per part: sklearn's smooth idf over n comments, 0 for buckets seen in fewer than MIN_DF (F32)."""
+    out = []
+    for x in cnts:
+        df = np.bincount(x.indices, minlength=x.shape[1])
+        out.append(np.where(df >= MIN_DF, np.log((1.0 + n) / (1.0 + df)) + 1.0, 0.0).astype(np.float32))
+    return out
+
+
 def fit(rows, bits=BITS, c=C):
     """A head {idf_chars, idf_words, weight, bias} (F32) on rows with "text" and "label"."""
     from sklearn.linear_model import LogisticRegression
     cnts = counts([r["text"] for r in rows], bits)
-    n = len(rows)
-    idfs = []
-    for x in cnts:
-        df = np.bincount(x.indices, minlength=x.shape[1])
-        idfs.append(np.where(df >= MIN_DF, np.log((1.0 + n) / (1.0 + df)) + 1.0, 0.0).astype(np.float32))
+    idfs = idf_of(cnts, len(rows))
     lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
     lr.fit(features(cnts, idfs), [LABELS.index(r["label"]) for r in rows])
     return {"idf_chars": idfs[0], "idf_words": idfs[1], "weight": lr.coef_.astype(np.float32),
@@ -249,10 +254,7 @@ def variants(fold_dirs, spec):
         cv = json.load(open(os.path.join(d, "cv.json")))
         tr, va = fold_split(cv["fold"], cv["n_folds"])
         ctr, cva = counts([r["text"] for r in tr]), counts([r["text"] for r in va])
-        idfs = []
-        for x in ctr:
-            df = np.bincount(x.indices, minlength=x.shape[1])
-            idfs.append(np.where(df >= MIN_DF, np.log((1.0 + len(tr)) / (1.0 + df)) + 1.0, 0.0).astype(np.float32))
+        idfs = idf_of(ctr, len(tr))
         x, xv = features(ctr, idfs), features(cva, idfs)
         y = np.array([LABELS.index(r["label"]) for r in tr])
         ys.append(np.array([LABELS.index(r["label"]) for r in va]))

@@ -10,6 +10,7 @@
 
 #include "classifier/labels_config.h"
 #include "common/cache_file.h"
+#include "common/fnv.h"
 #include "model/safetensors.h"
 
 /* 2^22 buckets per part is 16x the bundled head's; the cap keeps a hostile file from asking for
@@ -32,7 +33,7 @@ struct gc_ngram_head {
 /* Values are read and checked through a buffer of this many floats. */
 #define NGRAM_CHUNK ((size_t)1 << 16)
 
-static uint64_t fnv_byte(uint64_t h, unsigned char b) { return (h ^ b) * 0x100000001b3ULL; }
+static uint64_t fnv_byte(uint64_t h, unsigned char b) { return (h ^ b) * GC_FNV_PRIME; }
 
 static unsigned char lower(unsigned char b) { return b >= 'A' && b <= 'Z' ? b + 32 : b; }
 
@@ -177,12 +178,8 @@ static uint64_t cache_key(const gc_st_file *f)
 {
     uint64_t v[] = {f->id.dev, f->id.ino, f->id.size, (uint64_t)f->id.mtime_ns,
                     (uint64_t)f->id.ctime_ns, f->header_hash};
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < sizeof v; i++)
-        h = fnv_byte(h, ((const unsigned char *)v)[i]);
-    for (const char *m = NGRAM_CACHE_MAGIC; *m; m++)
-        h = fnv_byte(h, (unsigned char)*m);
-    return h;
+    uint64_t h = gc_fnv1a(GC_FNV_OFFSET, v, sizeof v);
+    return gc_fnv1a(h, NGRAM_CACHE_MAGIC, strlen(NGRAM_CACHE_MAGIC));
 }
 
 /* The values into h: a shared mapping of the copy in cache_dir (written first if needed), or,
@@ -285,7 +282,7 @@ static size_t char_keys(const unsigned char *t, size_t len, unsigned mask, unsig
         /* padded word: position j is ' ' at 0 and k + 1, else t[i + j - 1] lower-cased */
         for (size_t g = 2; g <= 5; g++)
             for (size_t s = 0; s + g <= k + 2; s++) {
-                uint64_t hsh = fnv_byte(0xcbf29ce484222325ULL, 'c');
+                uint64_t hsh = fnv_byte(GC_FNV_OFFSET, 'c');
                 for (size_t j = s; j < s + g; j++)
                     hsh = fnv_byte(hsh, j == 0 || j == k + 1 ? ' ' : lower(t[i + j - 1]));
                 keys[n++] = (unsigned)(hsh & mask);
@@ -305,7 +302,7 @@ static uint64_t hash_run(uint64_t h, const unsigned char *t, size_t start, size_
 /* Bucket keys of the "words" part: runs of word bytes (>= 2) and neighbouring pairs of them. */
 static size_t word_keys(const unsigned char *t, size_t len, unsigned mask, unsigned *keys)
 {
-    const uint64_t w = fnv_byte(0xcbf29ce484222325ULL, 'w');
+    const uint64_t w = fnv_byte(GC_FNV_OFFSET, 'w');
     uint64_t prev = 0; /* hash of "w" + the previous run, 0 before the first */
     size_t n = 0;
     for (size_t i = 0; i < len;) {

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "common/cache_file.h"
+#include "common/fnv.h"
 
 #define LOWP_ALIGN 64
 #define LOWP_HEADER 64 /* unused bytes before the first matrix in memory: keeps its alignment */
@@ -155,10 +156,7 @@ static uint64_t shape_key(const gc_config *c, uint64_t key)
     sh.intermediate = c->intermediate_size;
     sh.q_dim = c->n_heads * c->head_dim;
     sh.kv_dim = c->n_kv_heads * c->head_dim;
-    const unsigned char *b = (const unsigned char *)&sh;
-    for (size_t i = 0; i < sizeof sh; i++)
-        key = (key ^ b[i]) * 1099511628211ull;
-    return key;
+    return gc_fnv1a(key, &sh, sizeof sh);
 }
 
 /* Points the matrices into the converted block (or the checkpoint's own BF16 data). */

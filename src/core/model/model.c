@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/cache_file.h"
+#include "common/fnv.h"
 #include "common/file_id.h"
 #include "common/file_read.h"
 #include "model/lowp_weights.h"
@@ -247,23 +248,15 @@ static gc_status find_needed_tensors(gc_model *m, needed_tensor *needed, int n_n
     return GC_OK;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* The identity and header of every source file (also names the bf16 / int8 copies). */
 static uint64_t files_key(const gc_st_set *s)
 {
-    uint64_t h = fnv(1469598103934665603ull, CACHE_MAGIC, 8);
+    uint64_t h = gc_fnv1a(GC_FNV_OFFSET, CACHE_MAGIC, 8);
     for (int i = 0; i < s->n_files; i++) {
         const gc_file_id *id = &s->files[i]->id;
         uint64_t v[] = {id->dev, id->ino, id->size, (uint64_t)id->mtime_ns,
                         (uint64_t)id->ctime_ns, s->files[i]->header_hash};
-        h = fnv(h, v, sizeof v);
+        h = gc_fnv1a(h, v, sizeof v);
     }
     return h;
 }
@@ -275,10 +268,10 @@ static uint64_t cache_key(const gc_st_set *s, const needed_tensor *needed, int n
     uint64_t h = files_key(s);
     for (int i = 0; i < n_needed; i++) {
         uint64_t v[] = {(uint64_t)needed[i].t->dtype, needed[i].t->offset, needed[i].conv_off};
-        h = fnv(h, needed[i].name, strlen(needed[i].name) + 1);
-        h = fnv(h, v, sizeof v);
+        h = gc_fnv1a(h, needed[i].name, strlen(needed[i].name) + 1);
+        h = gc_fnv1a(h, v, sizeof v);
     }
-    return fnv(h, &total, sizeof total);
+    return gc_fnv1a(h, &total, sizeof total);
 }
 
 /* Which linear-layer tensors the checkpoint stores as (2-byte aligned) BF16 in a mapping of
@@ -553,7 +546,7 @@ gc_status gc_model_lowp(const gc_model *cm, gc_precision p, const gc_lowp_weight
             snprintf(src_dir, sizeof src_dir, "%s", m->dir);
         st = gc_lowp_weights_build(&m->cfg, &m->w,
                                    (const uint16_t *const(*)[GC_LIN_N])m->stored_bf16, p,
-                                   m->cache_dir, src_dir, fnv(m->files_key, name, strlen(name)),
+                                   m->cache_dir, src_dir, gc_fnv1a(m->files_key, name, strlen(name)),
                                    &m->lowp[p], e);
     }
     *out = m->lowp[p];

@@ -5,6 +5,7 @@
 
 #include "common/file_read.h"
 #include "common/file_id.h"
+#include "common/fnv.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -244,15 +245,6 @@ static gc_status read_at(int fd, const char *path, uint64_t off, void *dst, size
     return GC_OK;
 }
 
-static uint64_t fnv1a(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* Reads and parses the header (with read(), never through a mapping). */
 static gc_status read_header(gc_st_file *f, int fd, gc_err *e)
 {
@@ -274,7 +266,7 @@ static gc_status read_header(gc_st_file *f, int fd, gc_err *e)
                        (unsigned long long)hlen);
     st = read_at(fd, f->path, 8, text, (size_t)hlen, e);
     if (!st) {
-        f->header_hash = fnv1a(text, (size_t)hlen) ^ hlen;
+        f->header_hash = gc_fnv1a(GC_FNV_OFFSET, text, (size_t)hlen) ^ hlen;
         f->data_offset = 8 + hlen;
         st = parse_header(f, text, (size_t)hlen, f->size - 8 - hlen, e);
     }
