@@ -243,6 +243,8 @@ def main():
     for f in FILES + OPTIONAL:
         if f in FILES or os.path.exists(os.path.join(a.run_dir, "model", f)):
             shutil.copy(os.path.join(a.run_dir, "model", f), os.path.join(a.model_dir, f))
+            # safetensors writes 0600; the server's user (postgres) must read the bundled files
+            os.chmod(os.path.join(a.model_dir, f), 0o644)
         elif os.path.exists(os.path.join(a.model_dir, f)):
             os.remove(os.path.join(a.model_dir, f))
     fix_special_ids(a.model_dir)
