@@ -4,6 +4,7 @@ data and from fold runs' val_scores.npz (nothing here is part of the recipe).
     train/fold_analysis.py baselines                       # TF-IDF models on the 5 folds and dev
     train/fold_analysis.py ensemble DIR [DIR ...] [--tfidf W] [--spec 2+3]
     train/fold_analysis.py bias-transfer FOLD_A_DIR FOLD_B_DIR
+    train/fold_analysis.py mix-bias DIR [DIR ...] [--spec 3] [--weights 0.4,0.5,0.6]
 DIR = a fold run's output (cv.json, val_scores.npz). Scores are combined as the mean of the members'
 label log-probabilities; with --tfidf W the class-balanced TF-IDF model trained on the other folds
 weighs W and the Gemma mean 1 - W.
@@ -90,6 +91,34 @@ def bias_transfer(a_dir, b_dir):
             show(tag + " NLL-optimal", sb, yb, nll)
 
 
+MIX_BIASES = ((0, 0), (0, 0.25), (0, 0.5), (0, 0.75), (0, 1.0), (0.25, 0.5), (0.25, 0.75), (0.5, 1.0))
+
+
+def mix_bias(dirs, spec, weights):
+    """Served scores (Gemma + n-gram head, the head refitted on each fold's training comments) with a
+    grid of (Hate, Extreme Hate) score biases: does any bias raise Extreme Hate F1 on every fold?"""
+    import ngram_head
+    runs = []
+    for d in dirs:
+        fold = json.load(open(os.path.join(d, "cv.json")))["fold"]
+        npz = np.load(os.path.join(d, "val_scores.npz"))
+        tr, va = fold_split(fold)
+        assert labels(va) == npz["y"].tolist(), "%s: not this fold's comments" % d
+        runs.append((npz["scores_" + spec], ngram_head.log_probs(ngram_head.fit(tr), [r["text"] for r in va]),
+                     npz["y"].tolist()))
+    for w in weights:
+        for bh, be in MIX_BIASES:
+            cells, pp, py = [], [], []
+            for s, lp, y in runs:
+                p = np.argmax(ngram_head.combine(s, lp, w) + np.array([0.0, bh, be]), 1).tolist()
+                m = ev.metrics(y, p)
+                cells.append("%.4f / %.4f" % (m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
+                pp, py = pp + p, py + y
+            m = ev.metrics(py, pp)
+            print("w %.1f bias (%.2f, %.2f): %s | pooled %.4f / %.4f" % (
+                w, bh, be, " | ".join(cells), m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -101,8 +130,14 @@ def main():
     t = sub.add_parser("bias-transfer")
     t.add_argument("a")
     t.add_argument("b")
+    m = sub.add_parser("mix-bias")
+    m.add_argument("dirs", nargs="+")
+    m.add_argument("--spec", default="3")
+    m.add_argument("--weights", default="0.4,0.5,0.6")
     args = ap.parse_args()
-    if args.cmd == "baselines":
+    if args.cmd == "mix-bias":
+        mix_bias(args.dirs, args.spec, [float(w) for w in args.weights.split(",")])
+    elif args.cmd == "baselines":
         baselines()
     elif args.cmd == "ensemble":
         ensemble(args.dirs, args.tfidf, args.spec)

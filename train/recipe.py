@@ -26,7 +26,8 @@ FULL = dict(
     vocab_size=4096, hidden_size=256, num_hidden_layers=3, intermediate_size=512, num_attention_heads=4,
     num_key_value_heads=1, head_dim=64, sliding_window=512,
     # 4 LM epochs (not 1) with the regularization below: +0.03 macro-F1 of the Gemma model alone on
-    # validation fold 1 (train/runs.md, "Longer LM phase")
+    # validation folds 0 and 1; 8 epochs added nothing on fold 0 (train/runs.md, "A longer,
+    # regularized LM phase")
     lm_epochs=4, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
     # per SFT epoch: every Not Hate and Hate comment once, every Extreme Hate comment 3 times
     # (not_hate_fraction < 1 keeps only that share of Not Hate per epoch, alternating parts: the

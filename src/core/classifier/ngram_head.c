@@ -33,8 +33,6 @@ struct gc_ngram_head {
 /* Values are read and checked through a buffer of this many floats. */
 #define NGRAM_CHUNK ((size_t)1 << 16)
 
-static uint64_t fnv_byte(uint64_t h, unsigned char b) { return (h ^ b) * GC_FNV_PRIME; }
-
 static unsigned char lower(unsigned char b) { return b >= 'A' && b <= 'Z' ? b + 32 : b; }
 
 /* bytes.split()'s whitespace */
@@ -282,9 +280,9 @@ static size_t char_keys(const unsigned char *t, size_t len, unsigned mask, unsig
         /* padded word: position j is ' ' at 0 and k + 1, else t[i + j - 1] lower-cased */
         for (size_t g = 2; g <= 5; g++)
             for (size_t s = 0; s + g <= k + 2; s++) {
-                uint64_t hsh = fnv_byte(GC_FNV_OFFSET, 'c');
+                uint64_t hsh = gc_fnv1a_byte(GC_FNV_OFFSET, 'c');
                 for (size_t j = s; j < s + g; j++)
-                    hsh = fnv_byte(hsh, j == 0 || j == k + 1 ? ' ' : lower(t[i + j - 1]));
+                    hsh = gc_fnv1a_byte(hsh, j == 0 || j == k + 1 ? ' ' : lower(t[i + j - 1]));
                 keys[n++] = (unsigned)(hsh & mask);
             }
         i += k;
@@ -295,14 +293,14 @@ static size_t char_keys(const unsigned char *t, size_t len, unsigned mask, unsig
 static uint64_t hash_run(uint64_t h, const unsigned char *t, size_t start, size_t len)
 {
     for (size_t j = 0; j < len; j++)
-        h = fnv_byte(h, lower(t[start + j]));
+        h = gc_fnv1a_byte(h, lower(t[start + j]));
     return h;
 }
 
 /* Bucket keys of the "words" part: runs of word bytes (>= 2) and neighbouring pairs of them. */
 static size_t word_keys(const unsigned char *t, size_t len, unsigned mask, unsigned *keys)
 {
-    const uint64_t w = fnv_byte(GC_FNV_OFFSET, 'w');
+    const uint64_t w = gc_fnv1a_byte(GC_FNV_OFFSET, 'w');
     uint64_t prev = 0; /* hash of "w" + the previous run, 0 before the first */
     size_t n = 0;
     for (size_t i = 0; i < len;) {
@@ -317,7 +315,7 @@ static size_t word_keys(const unsigned char *t, size_t len, unsigned mask, unsig
             uint64_t run = hash_run(w, t, i, k);
             keys[n++] = (unsigned)(run & mask);
             if (prev)
-                keys[n++] = (unsigned)(hash_run(fnv_byte(prev, ' '), t, i, k) & mask);
+                keys[n++] = (unsigned)(hash_run(gc_fnv1a_byte(prev, ' '), t, i, k) & mask);
             prev = run;
         }
         i += k;
