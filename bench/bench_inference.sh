@@ -28,28 +28,13 @@ CONNS=${BENCH_CONNS:-1 8 32 64}
 WAITS=${BENCH_WAITS:-0}
 MODES=${BENCH_MODES:-worker backend}
 
-dir=$(mktemp -d /tmp/gemmaclf-bench-inference-XXXXXX)
-as_owner=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres: "$dir"
-    as_owner=(runuser -u postgres --)
-fi
+. scripts/cluster.sh
+trap cluster_remove EXIT
+cluster_create "$BIN" bench-inference "$PORT" max_connections=100 shared_preload_libraries=gemmaclf \
+    gemmaclf.inference_worker=on "gemmaclf.device=$DEVICE" "gemmaclf.model_path=$MODEL" || exit 1
+dir=$CLUSTER_DIR
 cp "$DEV" "$dir/dev.jsonl" && chmod 644 "$dir/dev.jsonl"
-trap '(cd / && "${as_owner[@]}" "$BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1); rm -rf "$dir"' EXIT
-(cd / && "${as_owner[@]}" "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync >/dev/null)
-cat >>"$dir/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$dir'
-fsync = off
-max_connections = 100
-shared_preload_libraries = 'gemmaclf'
-gemmaclf.inference_worker = on
-gemmaclf.device = '$DEVICE'
-gemmaclf.model_path = '$MODEL'
-CONF
-(cd / && "${as_owner[@]}" "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null)
+cluster_start || exit 1
 export PGHOST=$dir PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 psql() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 

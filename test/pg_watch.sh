@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Background labelling (issue 11): watched tables labelled by the background workers.
 #
-# Starts its own throwaway cluster (initdb + pg_ctl; as user postgres when run as root) because
+# Starts its own throwaway cluster (scripts/cluster.sh: initdb + pg_ctl) because
 # the feature needs shared_preload_libraries and the suite restarts the server, kills a worker
 # and finally starts the server without the library. The cluster and its directory are removed
 # on exit. Nothing here waits for a fixed time: every wait is a poll of a condition with a
@@ -21,19 +21,8 @@ REF=$GC_SHARED/reference/hf-trained-classifier
 DEV=$GC_SHARED/data/indo-hatespeech/dev.jsonl
 WORKERS=2
 
-dir=$(mktemp -d /tmp/gemmaclf-watch-XXXXXX)
-chmod 755 "$dir"
-as_owner=()
-if [ "$(id -u)" = 0 ]; then   # the server refuses to run as root
-    chown postgres: "$dir"
-    as_owner=(runuser -u postgres --)
-fi
-pg_ctl() { (cd / && "${as_owner[@]}" "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" "$@"); }
-cleanup() {
-    pg_ctl -m immediate stop >/dev/null 2>&1
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+. scripts/cluster.sh
+trap cluster_remove EXIT
 trap 'exit 130' INT TERM
 
 passed=0 failed=0
@@ -94,23 +83,10 @@ workers_up() { # N [PID]: N workers are running (after a start, a restart or a c
 }
 
 # ---- the cluster ----
-if ! (cd / && "${as_owner[@]}" "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 \
-        --locale=C.UTF-8 --no-sync) >"$dir/initdb.log" 2>&1; then
-    cat "$dir/initdb.log"; exit 1
-fi
-cat >>"$dir/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$dir'
-fsync = off
-shared_preload_libraries = 'gemmaclf'
-gemmaclf.model_path = '$REF'
-gemmaclf.workers = $WORKERS
-gemmaclf.batch_size = 16
-CONF
-if ! pg_ctl -w start >/dev/null 2>&1; then
-    echo "the server did not start:"; tail -30 "$dir/server.log"; exit 1
-fi
+cluster_create "$BIN" watch "$PORT" shared_preload_libraries=gemmaclf "gemmaclf.model_path=$REF" \
+    "gemmaclf.workers=$WORKERS" gemmaclf.batch_size=16 || exit 1
+dir=$CLUSTER_DIR
+cluster_start || exit 1
 
 q >/dev/null <<SQL || { echo "setup failed"; exit 1; }
 CREATE EXTENSION gemmaclf;
@@ -342,7 +318,7 @@ t "... alone: the cluster was not reinitialised again" eq_sh 1 reinits
 q -c "SELECT watched_table('restarty'); INSERT INTO restarty (id, body) SELECT id, body FROM dev WHERE id <= 800;
       SELECT gemmaclf_watch('restarty', 'body', 'label')" >/dev/null
 wait_for "SELECT count(*) > 50 FROM restarty WHERE label IS NOT NULL" >/dev/null
-restart() { pg_ctl -m fast -w restart >/dev/null 2>&1; }
+restart() { cluster_ctl -m fast -w restart >/dev/null 2>&1; }
 t "a server restart in the middle of a backlog" restart
 t "... the workers start again" workers_up "$WORKERS"
 t "... and finish the backlog" drained restarty

@@ -272,6 +272,37 @@ static void test_cache(void)
         gc_model_free(m);
     }
 
+    /* copies in an older format version (bf16/int8 "W1" files did not record their model) are
+     * removed when a copy of their kind is made; a newer format (another build's) and another
+     * kind are kept */
+    {
+        char old[PATH_MAX], path[PATH_MAX + 64];
+        static const struct {
+            const char *name, *magic;
+            int kept;
+        } files[] = {{"gemmaclf-00000000000000a1.bf16", "GCBF16W1", 0},
+                     {"gemmaclf-00000000000000a2.bf16", "GCBF16W9", 1},
+                     {"gemmaclf-00000000000000a3.int8", "GCINT8W1", 1},
+                     {"gemmaclf-00000000000000a4.bf16", "NOTOURS1", 1}};
+        snprintf(old, sizeof old, "%s/older", cache);
+        mkdir(old, 0700);
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s", old, files[i].name);
+            FILE *f = fopen(path, "wb");
+            CHECK(f && fwrite(files[i].magic, 1, 8, f) == 8 && fclose(f) == 0, "write %s", path);
+        }
+        gc_model *m = NULL;
+        const gc_lowp_weights *lw = NULL;
+        CHECK(load_lowp(SMALL, old, GC_PRECISION_BF16, &m, &lw, &e) == GC_OK && lw, "%s", e.msg);
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            struct stat sb;
+            snprintf(path, sizeof path, "%s/%s", old, files[i].name);
+            CHECK((stat(path, &sb) == 0) == files[i].kept, "%s (%s) %s", files[i].name,
+                  files[i].magic, files[i].kept ? "kept" : "removed");
+        }
+        gc_model_free(m);
+    }
+
     /* without a cache directory: converted in memory */
     gc_model *m = NULL;
     const gc_lowp_weights *lw = NULL;

@@ -5,7 +5,9 @@ data and from fold runs' val_scores.npz (nothing here is part of the recipe).
     train/fold_analysis.py ensemble DIR [DIR ...] [--tfidf W] [--spec 2+3]
     train/fold_analysis.py bias-transfer FOLD_A_DIR FOLD_B_DIR
     train/fold_analysis.py mix-bias DIR [DIR ...] [--spec 3] [--weights 0.4,0.5,0.6]
-DIR = a fold run's output (cv.json, val_scores.npz). Scores are combined as the mean of the members'
+    train/fold_analysis.py served-ensemble A0,B0[,...] [A1,B1[,...] ...] [--spec 3] [--weights ...]
+DIR = a fold run's output (cv.json, val_scores.npz); served-ensemble takes per fold its members' fold
+runs, comma-joined, and mixes their mean with the n-gram head as gemmaclf serves. Scores are combined as the mean of the members'
 label log-probabilities; with --tfidf W the class-balanced TF-IDF model trained on the other folds
 weighs W and the Gemma mean 1 - W.
 """
@@ -98,14 +100,7 @@ def mix_bias(dirs, spec, weights):
     """Served scores (Gemma + n-gram head, the head refitted on each fold's training comments) with a
     grid of (Hate, Extreme Hate) score biases: does any bias raise Extreme Hate F1 on every fold?"""
     import ngram_head
-    runs = []
-    for d in dirs:
-        fold = json.load(open(os.path.join(d, "cv.json")))["fold"]
-        npz = np.load(os.path.join(d, "val_scores.npz"))
-        tr, va = fold_split(fold)
-        assert labels(va) == npz["y"].tolist(), "%s: not this fold's comments" % d
-        runs.append((npz["scores_" + spec], ngram_head.log_probs(ngram_head.fit(tr), [r["text"] for r in va]),
-                     npz["y"].tolist()))
+    runs = [(s, lp, y) for _, _, s, lp, y in ngram_head.fold_mix_inputs(dirs, spec)]
     for w in weights:
         for bh, be in MIX_BIASES:
             cells, pp, py = [], [], []
@@ -117,6 +112,35 @@ def mix_bias(dirs, spec, weights):
             m = ev.metrics(py, pp)
             print("w %.1f bias (%.2f, %.2f): %s | pooled %.4f / %.4f" % (
                 w, bh, be, " | ".join(cells), m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
+
+
+def served_ensemble(folds, spec, weights):
+    """Several Gemma models served with the n-gram head: per fold (FOLD = the members' fold runs,
+    comma-joined) the mean of the members' label log-softmax, mixed with the head (refitted on the
+    fold's training comments) as gemmaclf mixes one model: (1 - w) mean + w head. Prints each member
+    and the ensemble per fold and pooled, macro-F1 / Extreme Hate F1 at bias 0."""
+    import ngram_head
+    rows = {}
+    for f in folds:
+        members = ngram_head.fold_mix_inputs(f.split(","), spec)
+        y, lp = members[0][4], members[0][3]
+        assert all(m[4] == y for m in members), "%s: the members' folds differ" % f
+        for i, m in enumerate(members):
+            rows.setdefault("member %d (%s)" % (i, os.path.basename(os.path.dirname(os.path.normpath(m[0])))), []).append(
+                (m[2], lp, y))
+        mean = sum(log_probs(m[2]) for m in members) / len(members)
+        rows.setdefault("mean of %d" % len(members), []).append((mean, lp, y))
+    for w in weights:
+        for name, per in rows.items():
+            cells, pp, py = [], [], []
+            for sc, lp, y in per:
+                p = np.argmax(ngram_head.combine(sc, lp, w), 1).tolist()
+                m = ev.metrics(y, p)
+                cells.append("%.4f / %.4f" % (m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
+                pp, py = pp + p, py + y
+            m = ev.metrics(py, pp)
+            print("w %.1f %-28s %s | pooled %.4f / %.4f" % (
+                w, name, " | ".join(cells), m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
 
 
 def main():
@@ -134,8 +158,14 @@ def main():
     m.add_argument("dirs", nargs="+")
     m.add_argument("--spec", default="3")
     m.add_argument("--weights", default="0.4,0.5,0.6")
+    se = sub.add_parser("served-ensemble")
+    se.add_argument("folds", nargs="+", help="per fold: the members' fold-run directories, comma-joined")
+    se.add_argument("--spec", default="3")
+    se.add_argument("--weights", default="0.0,0.4,0.5,0.6")
     args = ap.parse_args()
-    if args.cmd == "mix-bias":
+    if args.cmd == "served-ensemble":
+        served_ensemble(args.folds, args.spec, [float(w) for w in args.weights.split(",")])
+    elif args.cmd == "mix-bias":
         mix_bias(args.dirs, args.spec, [float(w) for w in args.weights.split(",")])
     elif args.cmd == "baselines":
         baselines()

@@ -181,25 +181,34 @@ def choose_weight(scores, head_lp, y):
     return max(WEIGHTS, key=by.get), by
 
 
-def calibrate(fold_dirs, spec):
-    """The recipe's choice of the head weight (pooled over the fold runs given), then T (NLL) at it,
-    with the head refitted on each fold's training comments; prints the macro-F1 per weight per fold."""
-    import calibrate as cal
-    import evaluate as ev
-    scores, lps, ys = [], [], []
+def fold_mix_inputs(fold_dirs, spec):
+    """What the served mix is made of on each fold run, as a list of (dir, fold, Gemma label scores
+    of candidate spec, head log-probabilities, labels): the head is refitted on the fold's training
+    comments, so that it has never seen the comments it scores."""
+    out = []
     for d in fold_dirs:
         cv = json.load(open(os.path.join(d, "cv.json")))
         npz = np.load(os.path.join(d, "val_scores.npz"))
         tr, va = fold_split(cv["fold"], cv["n_folds"])
         y = [LABELS.index(r["label"]) for r in va]
         assert npz["y"].tolist() == y, "%s: not this fold's comments" % d
-        lp = log_probs(fit(tr), [r["text"] for r in va])
+        out.append((d, cv["fold"], npz["scores_" + spec], log_probs(fit(tr), [r["text"] for r in va]), y))
+    return out
+
+
+def calibrate(fold_dirs, spec):
+    """The recipe's choice of the head weight (pooled over the fold runs given), then T (NLL) at it,
+    with the head refitted on each fold's training comments; prints the macro-F1 per weight per fold."""
+    import calibrate as cal
+    import evaluate as ev
+    scores, lps, ys = [], [], []
+    for d, fold, s, lp, y in fold_mix_inputs(fold_dirs, spec):
         print("%s (fold %d, candidate %s): head alone %.4f" % (
-            d, cv["fold"], spec, ev.metrics(y, lp.argmax(1).tolist())["macro"]["f1"]))
+            d, fold, spec, ev.metrics(y, lp.argmax(1).tolist())["macro"]["f1"]))
         for w in (0.0,) + WEIGHTS:
-            m = ev.metrics(y, combine(npz["scores_" + spec], lp, w).argmax(1).tolist())
+            m = ev.metrics(y, combine(s, lp, w).argmax(1).tolist())
             print("  weight %.1f: macro-F1 %.4f, Extreme Hate F1 %.4f" % (w, m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
-        scores.append(npz["scores_" + spec])
+        scores.append(s)
         lps.append(lp)
         ys += y
     sc, lp = np.concatenate(scores), np.concatenate(lps)

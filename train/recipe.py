@@ -8,6 +8,7 @@ choice on them -> the final model on all of train -> evaluation on dev -> export
 Each training (fold or final) is: tokenizer -> LM phase -> SFT (TRL) with weight snapshots.
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -39,6 +40,11 @@ FULL = dict(
     # distillation: the first answer token's target is (1 - kd_alpha) * the label + kd_alpha * the
     # teacher's probabilities (train/teacher.py, cross-fitted over kd_parts parts of the training comments)
     kd_alpha=0.0, kd_parts=5,
+    # training for the mix (a product of experts): the first answer token is also scored as gemmaclf
+    # serves it, (1 - poe_weight) log_softmax(label scores) + poe_weight * the n-gram head's
+    # log-probabilities (cross-fitted over poe_parts parts of the training comments), against the
+    # label, so that the Gemma model learns most from what the head gets wrong; 0 = off
+    poe_weight=0.0, poe_parts=5,
     # BPE-dropout of the comments in the SFT examples (scoring.BPEDropout); 0 = the deterministic encoding
     bpe_dropout=0.0,
     # score bias: "zero" (none) or "grid" (the F1-optimal bias on the validation fold(s)); see choose()
@@ -112,11 +118,14 @@ def model_config(cfg, tok):
 
 
 def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None, label_smoothing=0.0,
-              soft_first=None, first_ids=None):
+              soft_first=None, first_ids=None, head_first=None, poe_weight=0.0):
     """Mean cross-entropy of the unmasked labels (labels != -100), the output head applied only at
     the positions that predict them. With soft_first ([B, 3] target distributions over the labels'
     first tokens first_ids), each row's first answer token is scored against that distribution
-    instead of its label (distillation); the other answer tokens keep their labels. With
+    instead of its label (distillation); the other answer tokens keep their labels. With head_first
+    ([B, 3] n-gram head log-probabilities), each first answer token adds the cross-entropy of the
+    served mix (1 - poe_weight) log_softmax(label scores) + poe_weight head_first against its label
+    (training for the mix). With
     shared_prefix (ids every row starts with, e.g. the 15-id chat prompt head) the prefix is run
     once and its keys/values broadcast to the batch -- the same prefix-cache trick gemmaclf uses at
     inference; gradients flow through the shared cache."""
@@ -145,15 +154,21 @@ def lean_loss(model, input_ids, attention_mask, labels, shared_prefix=None, labe
     cap = model.config.final_logit_softcapping
     if cap is not None:
         logits = torch.tanh(logits / cap) * cap
-    if soft_first is None:
+    if soft_first is None and head_first is None:
         return F.cross_entropy(logits.float(), target[sel], reduction="mean", label_smoothing=label_smoothing)
     tok_loss = F.cross_entropy(logits.float(), target[sel], reduction="none", label_smoothing=label_smoothing)
     # hidden[sel] is row-major, so the k-th first answer token belongs to the k-th row that has an
     # answer (the max_length cut can drop the answer of a very long comment)
     first = (sel & (sel.cumsum(1) == 1))[sel]
+    answered = sel.any(1)
     lp = torch.log_softmax(logits[first].float(), -1)[:, first_ids]
-    soft = soft_first[sel.any(1)].to(lp.dtype)
-    tok_loss = tok_loss.masked_scatter(first, -(soft * lp).sum(1))
+    if soft_first is not None:
+        soft = soft_first[answered].to(lp.dtype)
+        tok_loss = tok_loss.masked_scatter(first, -(soft * lp).sum(1))
+    if head_first is not None:
+        y = (target[sel][first].unsqueeze(1) == torch.tensor(first_ids)).float().argmax(1)
+        mix = (1 - poe_weight) * torch.log_softmax(lp, -1) + poe_weight * head_first[answered].to(lp.dtype)
+        tok_loss = tok_loss.masked_scatter(first, tok_loss[first] + F.cross_entropy(mix, y, reduction="none"))
     return tok_loss.mean()
 
 
@@ -171,19 +186,23 @@ def lean_trainer_class():
         shared_prefix = None  # token ids every example starts with (the chat prompt's head)
         label_smoothing = 0.0
         soft_targets = None   # distillation: example token ids (tuple) -> first-token target
+        head_lps = None       # training for the mix: example token ids -> n-gram head log-probs
+        poe_weight = 0.0
         first_ids = None
 
-        def batch_soft(self, input_ids, attention_mask):
-            if not self.soft_targets:
+        @staticmethod
+        def per_row(table, input_ids, attention_mask):
+            if not table:
                 return None
             rows = [tuple(ids[m.bool()].tolist()) for ids, m in zip(input_ids, attention_mask)]
-            return torch.tensor([self.soft_targets[r] for r in rows])
+            return torch.tensor([table[r] for r in rows])
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             mask = inputs.get("attention_mask")
             loss = lean_loss(model, inputs["input_ids"], mask, inputs["labels"],
                              self.shared_prefix, self.label_smoothing,
-                             self.batch_soft(inputs["input_ids"], mask), self.first_ids)
+                             self.per_row(self.soft_targets, inputs["input_ids"], mask), self.first_ids,
+                             self.per_row(self.head_lps, inputs["input_ids"], mask), self.poe_weight)
             return (loss, None) if return_outputs else loss
 
     return LeanSFTTrainer
@@ -202,9 +221,10 @@ def sft_args(out_dir, cfg, epochs, lr, seed, smoke):
     )
 
 
-def sft_epochs(train_d, cfg, seed, soft=None, enc=None):
-    """The SFT examples of all epochs (chat prompt-completion form); with soft (normalized text ->
-    first-token target over the labels) each example carries its target in "soft". With
+def sft_epochs(train_d, cfg, seed, extra=None, enc=None):
+    """The SFT examples of all epochs (chat prompt-completion form); with extra (normalized text ->
+    {"soft": first-token target over the labels, "head": n-gram head log-probabilities}, either or
+    both) each example carries those fields. With
     cfg["bpe_dropout"] > 0 the examples are tokenized here (input_ids + completion_mask, which TRL
     takes as they are), the comment with BPE-dropout, a fresh segmentation for every example."""
     drop = None
@@ -226,8 +246,8 @@ def sft_epochs(train_d, cfg, seed, soft=None, enc=None):
                 text = r["text"].strip()[: cfg["max_comment_chars"]]
                 rows.append({"prompt": [{"role": "user", "content": PROMPT_PREFIX + text}],
                              "completion": [{"role": "assistant", "content": r["label"]}]})
-                if soft is not None:
-                    rows[-1]["soft"] = soft[r["key"]]
+                if extra is not None:
+                    rows[-1].update(extra[r["key"]])
                 if drop is not None:
                     prompt = enc.head + drop.comment_ids(enc, text) + enc.tail
                     answer = enc.label_ids[LABELS.index(r["label"])]
@@ -265,11 +285,38 @@ def distillation_targets(cfg, train_d):
     return soft, info
 
 
-def soft_by_ids(tokenized, sft_ds):
-    """Example token ids -> its first-token target: TRL tokenizes the examples in order, so row i of
-    its dataset is row i of ours."""
+def head_log_probs(cfg, train_d):
+    """normalized text -> the n-gram head's log-probabilities for training for the mix, cross-fitted:
+    each comment's from a head fitted on the other poe_parts - 1 parts (a head that saw the comment's
+    label would be nearly certain of it on every training comment, and leave the Gemma model nothing)."""
+    if cfg["poe_weight"] <= 0:
+        return None, {}
+    import ngram_head
+    t = time.time()
+    k = cfg["poe_parts"]
+    part = [int(hashlib.sha1(("head:" + r["key"]).encode("utf-8")).hexdigest(), 16) % k for r in train_d]
+    lps = {}
+    for p in range(k):
+        rest = [r for r, q in zip(train_d, part) if q != p]
+        mine = [r for r, q in zip(train_d, part) if q == p]
+        if mine and rest:
+            head = ngram_head.fit(rest, bits=cfg["ngram_bits"])
+            for r, lp in zip(mine, ngram_head.log_probs(head, [r["text"] for r in mine])):
+                lps[r["key"]] = lp.tolist()
+    y = [LABELS.index(r["label"]) for r in train_d]
+    lp = np.array([lps[r["key"]] for r in train_d])
+    info = {"weight": cfg["poe_weight"], "parts": k, "seconds": time.time() - t,
+            "head_accuracy_cross_fitted": float(np.mean(lp.argmax(1) == y))}
+    log("training for the mix: head cross-fitted over %d parts, accuracy %.4f, in %.0f s" % (
+        k, info["head_accuracy_cross_fitted"], info["seconds"]))
+    return lps, info
+
+
+def by_ids(tokenized, sft_ds, field):
+    """Example token ids -> the example's field (first-token target, head log-probs): TRL tokenizes
+    the examples in order, so row i of its dataset is row i of ours."""
     assert len(tokenized) == len(sft_ds), "TRL dropped or added examples"
-    return dict(zip(map(tuple, tokenized["input_ids"]), sft_ds["soft"]))
+    return dict(zip(map(tuple, tokenized["input_ids"]), sft_ds[field]))
 
 
 @torch.no_grad()
@@ -326,12 +373,12 @@ def average_states(states):
             for k in states[0]}
 
 
-def sft_once(Trainer, model, cfg, train_d, soft, enc, tok, out, seed, smoke):
+def sft_once(Trainer, model, cfg, train_d, extra, enc, tok, out, seed, smoke):
     """One SFT run of model (trained in place) with this seed; returns its snapshots (the last = the
     final weights), TRL's result and its first rendered example (for the prompt checks)."""
     from datasets import Dataset
     seed_all(seed)
-    sft_rows = sft_epochs(train_d, cfg, seed, soft, enc)
+    sft_rows = sft_epochs(train_d, cfg, seed, extra, enc)
     counts = {lab: sum(1 for r in sft_rows if r["completion"][0]["content"] == lab) for lab in LABELS}
     log("SFT (seed %d) examples over all epochs: %d %s" % (seed, len(sft_rows), counts))
     sft_ds = Dataset.from_list(sft_rows).shuffle(seed=seed)
@@ -343,9 +390,12 @@ def sft_once(Trainer, model, cfg, train_d, soft, enc, tok, out, seed, smoke):
                       callbacks=[snapshot_callback(cfg, snaps)])
     trainer.shared_prefix = enc.head
     trainer.label_smoothing = cfg["label_smoothing"]
-    if soft is not None:
-        trainer.first_ids = enc.first_ids
-        trainer.soft_targets = soft_by_ids(trainer.train_dataset, sft_ds)
+    trainer.first_ids = enc.first_ids
+    if "soft" in sft_ds.column_names:
+        trainer.soft_targets = by_ids(trainer.train_dataset, sft_ds, "soft")
+    if "head" in sft_ds.column_names:
+        trainer.head_lps = by_ids(trainer.train_dataset, sft_ds, "head")
+        trainer.poe_weight = cfg["poe_weight"]
     # the rendered training example must be the prompt gemmaclf scores, followed by the answer
     ex = trainer.train_dataset[0]
     if cfg["bpe_dropout"] > 0:  # TRL must train on our tokenization, not re-tokenize the text
@@ -418,14 +468,17 @@ def train_model(cfg, train_d, tok_rows, out, args):
     loss_before = completion_loss(model, enc, probe)
     t = time.time()
     soft, kd_info = distillation_targets(cfg, train_d)
-    timings["teacher_s"] = kd_info.get("seconds", 0.0)
+    head_lp, poe_info = head_log_probs(cfg, train_d)
+    timings["teacher_s"] = kd_info.get("seconds", 0.0) + poe_info.get("seconds", 0.0)
+    tables = {name: t for name, t in (("soft", soft), ("head", head_lp)) if t is not None}
+    extra = {r["key"]: {name: t[r["key"]] for name, t in tables.items()} for r in train_d} if tables else None
     lm_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg["soup"] > 1 else None
     soups = []
     for i in range(cfg["soup"]):
         if i:  # every fine-tune of the soup starts from the same LM-phase weights
             model.load_state_dict(lm_state)
             model.train()
-        soups.append(sft_once(Trainer, model, cfg, train_d, soft, enc, tok, out, args.seed + i, args.smoke))
+        soups.append(sft_once(Trainer, model, cfg, train_d, extra, enc, tok, out, args.seed + i, args.smoke))
     snaps = {m: average_states([r["snaps"][m] for r in soups]) for m in soups[0]["snaps"]}
     model.load_state_dict(snaps[float(cfg["sft_epochs"])])
     model.eval()
@@ -446,7 +499,7 @@ def train_model(cfg, train_d, tok_rows, out, args):
                  "trl_prompt_matches_scoring_prompt": trl_prompt(tok, ex_comment, ids[:n_prompt], cfg) ==
                  enc.prompt_ids(ex_comment),
                  "trl_answer_ids": ids[n_prompt:], "torch_threads": torch.get_num_threads(),
-                 "n_train_distinct": len(train_d), "distillation": kd_info},
+                 "n_train_distinct": len(train_d), "distillation": kd_info, "training_for_mix": poe_info},
     }
 
 

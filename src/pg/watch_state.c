@@ -124,6 +124,18 @@ static gcpg_watch_counters *counters(Oid relid, bool create)
     return free_slot;
 }
 
+/* The prologue of every update of one table's counters: takes the lock exclusively and finds
+ * relid's counters (*c, NULL when there are none). False, with no lock taken, when the shared
+ * state does not exist (gemmaclf not in shared_preload_libraries). */
+static bool lock_counters(Oid relid, bool create, gcpg_watch_counters **c)
+{
+    if (!state)
+        return false;
+    LWLockAcquire(state->lock, LW_EXCLUSIVE);
+    *c = counters(relid, create);
+    return true;
+}
+
 /* The average decayed to now. In the first time constants after the counters started it is
  * divided by the weight the average has had time to gather (as Adam corrects its moments), so
  * that a steady rate reads as itself from the first seconds, not as a slow climb from 0. */
@@ -145,10 +157,8 @@ void gcpg_watch_note_commit(Oid relid, TimestampTz now)
 {
     gcpg_watch_counters *c;
 
-    if (!state)
+    if (!lock_counters(relid, false, &c))
         return;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    c = counters(relid, false);
     if (c) {
         c->last_commit_at = now;
         if (c->pending_since == 0)
@@ -163,10 +173,8 @@ void gcpg_watch_note_batch(Oid relid, int labelled, int failed, bool drained,
     TimestampTz now = GetCurrentTimestamp();
     gcpg_watch_counters *c;
 
-    if (!state)
+    if (!lock_counters(relid, true, &c))
         return;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    c = counters(relid, true);
     if (c) {
         /* An exponentially weighted rate: each batch adds labelled / tau, and the rate decays
          * with the time since the previous batch (exact for any spacing of batches, also for
@@ -197,10 +205,8 @@ void gcpg_watch_note_error(Oid relid, const char *msg)
 {
     gcpg_watch_counters *c;
 
-    if (!state)
+    if (!lock_counters(relid, true, &c))
         return;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    c = counters(relid, true);
     if (c) {
         strlcpy(c->last_error, msg, sizeof c->last_error);
         c->last_error_at = GetCurrentTimestamp();
@@ -210,10 +216,10 @@ void gcpg_watch_note_error(Oid relid, const char *msg)
 
 void gcpg_watch_start_counters(Oid relid)
 {
-    if (!state)
+    gcpg_watch_counters *c;
+
+    if (!lock_counters(relid, true, &c))
         return;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    (void)counters(relid, true);
     LWLockRelease(state->lock);
 }
 
@@ -223,10 +229,8 @@ bool gcpg_watch_prune_due(Oid relid)
     gcpg_watch_counters *c;
     bool due = false;
 
-    if (!state)
+    if (!lock_counters(relid, false, &c))
         return false;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    c = counters(relid, false);
     if (c && TimestampDifferenceExceeds(c->pruned_at, now, 60 * 1000)) {
         c->pruned_at = now;
         due = true;
@@ -239,10 +243,8 @@ void gcpg_watch_forget_counters(Oid relid)
 {
     gcpg_watch_counters *c;
 
-    if (!state)
+    if (!lock_counters(relid, false, &c))
         return;
-    LWLockAcquire(state->lock, LW_EXCLUSIVE);
-    c = counters(relid, false);
     if (c)
         c->relid = InvalidOid;
     LWLockRelease(state->lock);

@@ -67,16 +67,18 @@ def main():
         check_options(tmp, shared)
     check_calibrate_math()
     check_distillation_loss()
+    check_mix_loss()
     check_bias_rules()
 
 
 def check_options(tmp, shared):
     """A fold run with the measured, off-by-default options: distillation from the cross-fitted
-    teacher, BPE-dropout (examples tokenized by the recipe, which TRL must not re-tokenize) and a
-    weight soup of two fine-tunes."""
+    teacher, training for the mix with the cross-fitted n-gram head, BPE-dropout (examples tokenized
+    by the recipe, which TRL must not re-tokenize) and a weight soup of two fine-tunes."""
     out = os.path.join(tmp, "options")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "recipe.py"), "--smoke", "--fold", "0",
-                        "--out", out, "--set", "kd_alpha=0.3", "--set", "bpe_dropout=0.1", "--set", "soup=2"],
+                        "--out", out, "--set", "kd_alpha=0.3", "--set", "poe_weight=0.4", "--set", "bpe_dropout=0.1",
+                        "--set", "soup=2"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        env=dict(os.environ, GC_SHARED=shared))
     check(r.returncode == 0, "recipe --smoke --fold 0 with kd_alpha, bpe_dropout: exit %d:\n%s" % (
@@ -87,6 +89,9 @@ def check_options(tmp, shared):
     kd = cv.get("distillation", {})
     check(kd.get("alpha") == 0.3 and 0 < kd.get("teacher_accuracy_cross_fitted", 0) <= 1,
           "distillation ran with a cross-fitted teacher: %r" % kd)
+    mix = cv.get("training_for_mix", {})
+    check(mix.get("weight") == 0.4 and 0 < mix.get("head_accuracy_cross_fitted", 0) <= 1,
+          "training for the mix ran with a cross-fitted head: %r" % mix)
     check(cv["trl_prompt_matches_scoring_prompt"] is True, "BPE-dropout run: chat template == scoring prompt")
     check(cv["answer_loss_after_sft"] < 0.5 * cv["answer_loss_before_sft"], "options run lowers the answer loss")
     import torch
@@ -96,6 +101,61 @@ def check_options(tmp, shared):
     avg = recipe.average_states([a, b])
     check(torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and torch.equal(avg["n"], torch.tensor([3])),
           "soup average: floats averaged, integer buffers from the first: %r" % avg)
+
+
+def tiny_gemma(seed):
+    """A random 2-layer Gemma 3 (vocabulary 64) and a batch of 3 rows of 12 random ids, for the loss
+    checks."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, intermediate_size=64,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8)
+    return Gemma3ForCausalLM(cfg), torch.randint(6, 64, (3, 12))
+
+
+def check_mix_loss():
+    """lean_loss with n-gram head log-probabilities (training for the mix): each first answer token
+    adds the cross-entropy of (1 - w) log_softmax(label scores) + w head against its label, computed
+    here by hand; a row without an answer adds nothing."""
+    import torch
+    import torch.nn.functional as F
+    import recipe
+    model, ids = tiny_gemma(1)
+    mask = torch.ones_like(ids)
+    labels = torch.full_like(ids, -100)
+    starts, first_ids = [7, 5, 6], [10, 11, 12]
+    y = [2, 0, 1]  # row r answers label y[r]
+    for r, s0 in enumerate(starts):
+        ids[r, s0] = first_ids[y[r]]
+        labels[r, s0:12] = ids[r, s0:12]
+    head = torch.log_softmax(torch.tensor([[0.5, 0.2, -1.0], [2.0, 0.1, 0.0], [-0.3, 0.4, 1.5]]), -1)
+    w = 0.4
+    with torch.no_grad():
+        plain = recipe.lean_loss(model, ids, mask, labels)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    got = recipe.lean_loss(model, ids, mask, labels, first_ids=first_ids, head_first=head, poe_weight=w)
+    n = int((labels[:, 1:] != -100).sum())
+
+    def by_hand(rows):
+        add = 0.0
+        for r in rows:
+            lab = F.log_softmax(logits[r, starts[r] - 1][first_ids], -1)
+            add -= float(F.log_softmax((1 - w) * lab + w * head[r], -1)[y[r]])
+        return add
+    want = (float(plain) * n + by_hand(range(3))) / n
+    check(abs(got.item() - want) < 1e-4, "mix loss %.6f = by hand %.6f" % (got.item(), want))
+    cut = labels.clone()
+    cut[1] = -100
+    n_cut = int((cut[:, 1:] != -100).sum())
+    with torch.no_grad():
+        plain_cut = recipe.lean_loss(model, ids, mask, cut)
+        mix_cut = recipe.lean_loss(model, ids, mask, cut, first_ids=first_ids, head_first=head, poe_weight=w)
+    want_cut = (float(plain_cut) * n_cut + by_hand([0, 2])) / n_cut
+    check(abs(float(mix_cut) - want_cut) < 1e-4, "mix loss, a row without answer: %.6f = by hand %.6f" % (
+        float(mix_cut), want_cut))
+    got.backward()
+    check(model.model.embed_tokens.weight.grad is not None, "mix loss has gradients")
 
 
 def check_bias_rules():
@@ -119,13 +179,8 @@ def check_distillation_loss():
     change only the first answer token's term, by the amount computed here by hand."""
     import torch
     import torch.nn.functional as F
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
     import recipe
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, intermediate_size=64,
-                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8)
-    model = Gemma3ForCausalLM(cfg)
-    ids = torch.randint(6, 64, (3, 12))
+    model, ids = tiny_gemma(0)
     mask = torch.ones_like(ids)
     mask[2, 10:] = 0
     labels = torch.full_like(ids, -100)

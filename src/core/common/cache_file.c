@@ -72,26 +72,34 @@ static int is_abandoned_tmp(const char *path, const char *name, time_t now)
            lsb.st_mtime < now - CACHE_TMP_ABANDONED_S;
 }
 
-/* A copy of cf's kind (name pattern and magic) made from cf->source. */
-static int same_kind_and_source(const gc_cache_file *cf, const char *path, const char *name)
+/* A stale copy of cf's kind (name pattern, suffix, the magic's first 7 bytes): one made from
+ * cf->source in cf's format, or one in an older format version (the magic's last byte) from any
+ * source. No build reads an older format, and the first ones (bf16/int8 "W1") did not record
+ * their source at all. */
+static int stale_of_kind(const gc_cache_file *cf, const char *path, const char *name)
 {
     size_t nl = strlen(name), sl = strlen(cf->suffix), dl = strlen(cf->source);
     char head[GC_CACHE_HEADER];
+
     if (strncmp(name, "gemmaclf-", 9) || nl < 11 + sl || name[nl - sl - 1] != '.' ||
         strcmp(name + nl - sl, cf->suffix) || dl >= sizeof head - CACHE_DIR_OFF)
         return 0;
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     struct stat sb;
-    int same = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-               pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-               !memcmp(head, cf->magic, 8) && !memcmp(head + CACHE_DIR_OFF, cf->source, dl + 1);
+    int ok = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+             pread(fd, head, 8, 0) == 8 && !memcmp(head, cf->magic, 7);
+    int stale = ok && (head[7] < cf->magic[7] ||
+                       (head[7] == cf->magic[7] &&
+                        pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+                        !memcmp(head + CACHE_DIR_OFF, cf->source, dl + 1)));
     if (fd >= 0)
         close(fd);
-    return same;
+    return stale;
 }
 
-/* Removes the copies of the same kind made for older states of the same source (a process that
- * still maps one keeps its pages: unlinking never truncates), and abandoned temporary files. */
+/* Removes the copies of the same kind made for older states of the same source or in an older
+ * format (a process that still maps one keeps its pages: unlinking never truncates), and
+ * abandoned temporary files. */
 static void remove_stale(const gc_cache_file *cf, const char *keep)
 {
     DIR *d = opendir(cf->dir);
@@ -104,7 +112,7 @@ static void remove_stale(const gc_cache_file *cf, const char *keep)
         if (!strcmp(de->d_name, keep) ||
             snprintf(path, sizeof path, "%s/%s", cf->dir, de->d_name) >= (int)sizeof path)
             continue;
-        if (is_abandoned_tmp(path, de->d_name, now) || same_kind_and_source(cf, path, de->d_name))
+        if (is_abandoned_tmp(path, de->d_name, now) || stale_of_kind(cf, path, de->d_name))
             unlink(path);
     }
     closedir(d);

@@ -7,7 +7,8 @@
  * under a temporary name (space allocated first, so a full disk is a clean error and never a
  * SIGBUS later; every write checked; fsync'ed), renamed into place, then mapped. Once a new
  * copy is in place, the older copies of the same kind (magic, suffix) made from the same source
- * directory are removed, and so are temporary files abandoned by killed writers. */
+ * directory are removed, so are copies of the same kind in an older format version (the magic's
+ * last byte) from any source, and temporary files abandoned by killed writers. */
 #ifndef GC_CACHE_FILE_H
 #define GC_CACHE_FILE_H
 
@@ -21,7 +22,7 @@
 
 typedef struct gc_cache_file {
     const char *dir;    /* the cache directory */
-    const char *magic;  /* 8 bytes: the kind of copy and its format version */
+    const char *magic;  /* 8 bytes: the kind of copy (7) and its format version (the last) */
     const char *suffix; /* the file name's, e.g. "f32" */
     const char *what;   /* for messages, e.g. "weight cache" */
     uint64_t key;       /* identity of what the copy is made from (also names it) */

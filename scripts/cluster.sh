@@ -1,0 +1,67 @@
+# shellcheck shell=bash
+# Throwaway PostgreSQL clusters for the test suites and benchmarks; sourced, not run.
+#
+# A cluster is initdb + pg_ctl in a temporary directory of its own that also holds its socket (no
+# TCP), owned by user postgres when run as root (the server refuses to run as root). So clusters
+# side by side never collide, and a killed run leaves nothing that blocks the next one
+# (pg_virtualenv, as root, always names its cluster 15/regress in /etc/postgresql: one stale copy
+# made every later run fail). The port only names the socket file.
+#
+#   cluster_create BINDIR NAME PORT [SETTING=VALUE ...]
+#       CLUSTER_DIR = a new /tmp/gemmaclf-NAME-XXXXXX (data/, the socket, initdb.log, server.log),
+#       CLUSTER_BIN = BINDIR, CLUSTER_PORT = PORT; runs initdb (its log printed when it fails) and
+#       appends to postgresql.conf the port, the socket directory, fsync = off and each setting as
+#       name = 'value'. Does not start the server. The caller removes the cluster, usually with
+#       `trap cluster_remove EXIT`.
+#   cluster_ctl ARGS...  pg_ctl on the cluster as its owner (-D and -l given)
+#   cluster_start        starts it and waits; when it does not start, prints the end of its log
+#   cluster_remove       stops it (immediate: it is thrown away) and removes its directory
+#   cluster_env          exports PGHOST, PGPORT, PGUSER and PGDATABASE for it
+
+cluster_create() {
+    local s
+    CLUSTER_BIN=$1 CLUSTER_PORT=$3
+    CLUSTER_DIR=$(mktemp -d "/tmp/gemmaclf-$2-XXXXXX") || return 1
+    shift 3
+    chmod 755 "$CLUSTER_DIR"   # files put there for the server to read (pg_read_file)
+    CLUSTER_AS_OWNER=()
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$CLUSTER_DIR"
+        CLUSTER_AS_OWNER=(runuser -u postgres --)
+    fi
+    if ! (cd / && "${CLUSTER_AS_OWNER[@]}" "$CLUSTER_BIN/initdb" -D "$CLUSTER_DIR/data" -U postgres \
+            -A trust -E UTF8 --locale=C.UTF-8 --no-sync) >"$CLUSTER_DIR/initdb.log" 2>&1; then
+        cat "$CLUSTER_DIR/initdb.log"
+        return 1
+    fi
+    {
+        echo "port = $CLUSTER_PORT"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$CLUSTER_DIR'"
+        echo "fsync = off"
+        for s in "$@"; do echo "${s%%=*} = '${s#*=}'"; done
+    } >>"$CLUSTER_DIR/data/postgresql.conf"
+}
+
+cluster_ctl() {
+    (cd / && "${CLUSTER_AS_OWNER[@]}" "$CLUSTER_BIN/pg_ctl" -D "$CLUSTER_DIR/data" \
+        -l "$CLUSTER_DIR/server.log" "$@")
+}
+
+cluster_start() {
+    cluster_ctl -w start >/dev/null 2>&1 && return 0
+    echo "*** the PostgreSQL server did not start; $CLUSTER_DIR/server.log:"
+    tail -50 "$CLUSTER_DIR/server.log"
+    return 1
+}
+
+cluster_remove() {
+    [ -n "${CLUSTER_DIR:-}" ] || return 0
+    cluster_ctl -m immediate stop >/dev/null 2>&1
+    rm -rf "$CLUSTER_DIR"
+}
+
+cluster_env() {
+    unset PGHOSTADDR PGSERVICE PGPASSWORD
+    export PGHOST=$CLUSTER_DIR PGPORT=$CLUSTER_PORT PGUSER=postgres PGDATABASE=postgres
+}
