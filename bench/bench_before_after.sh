@@ -52,7 +52,7 @@ echo "load average after prefill: $(cut -d' ' -f1-3 /proc/loadavg)"
 for side in old new; do
     case " $PARTS " in *" pg "*) ;; *) break ;; esac
     echo "=============== bench/bench_pg.sh, $side"
-    (cd "$TMP/$side" && GC_SHARED="$TMP/shared" sh bench/bench_pg.sh 2>&1)
+    (cd "$TMP/$side" && GC_SHARED="$TMP/shared" bash bench/bench_pg.sh 2>&1)
 done
 # leave the PostgreSQL 15 install as this checkout built it
 make -s -j2 all >/dev/null && make -s install >/dev/null

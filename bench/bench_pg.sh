@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # PostgreSQL benchmark (not a test): throughput and latency of gemmaclf in throwaway clusters.
 #   bench/bench_pg.sh [MODEL_DIR]     (default: $GEMMACLF_MODEL, else the bundled model, else
 #                                      ../shared/reference/hf-trained-classifier)
@@ -11,8 +11,10 @@
 #     against the size of the model's weights
 # Env: BENCH_THREADS (gemmaclf.threads, default 1), BENCH_CONNS (default 8), BENCH_CORETYPE
 #      (OPENBLAS_CORETYPE in the servers' environment, e.g. SkylakeX; default: none),
-#      BENCH_THROUGHPUT=0 (only first-call latency and memory: a quick run).
-# Builds and installs first (make all install). Run as root (pg_virtualenv, /proc of postgres).
+#      BENCH_THROUGHPUT=0 (only first-call latency and memory: a quick run), PG_CONFIG (default
+#      pg_config), BENCH_PORT (default 55497; it only names the socket file).
+# Builds and installs first (make all install). The clusters are scripts/cluster.sh's (initdb +
+# pg_ctl in a temporary directory). Run as root (the servers run as postgres; /proc of postgres).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,19 +30,36 @@ MODEL=$(cd "$MODEL" && pwd)
 DEV=$(cd "${GC_SHARED:-../shared}/data/indo-hatespeech" && pwd)/dev.jsonl
 TMPDEV=$(mktemp /tmp/gemmaclf-bench-XXXXXX.jsonl)
 cp "$DEV" "$TMPDEV" && chmod 644 "$TMPDEV"
-trap 'rm -f "$TMPDEV"' EXIT
 export BENCH_MODEL="$MODEL" BENCH_DEV="$TMPDEV"
 export BENCH_THREADS=${BENCH_THREADS:-1} BENCH_CONNS=${BENCH_CONNS:-8} BENCH_CORETYPE=${BENCH_CORETYPE:-}
+PG_CONFIG=${PG_CONFIG:-pg_config}
+BIN=$("$PG_CONFIG" --bindir)
+PORT=${BENCH_PORT:-55497}
+. scripts/cluster.sh
+trap 'cluster_remove; rm -f "$TMPDEV"' EXIT
 
-make -s -j2 all >/dev/null
-make -s install >/dev/null
+# in_cluster MODE SETTING...: bench/bench_pg_inner.sh MODE against a fresh cluster with these
+# settings (and BENCH_CORETYPE as OPENBLAS_CORETYPE in the server's environment), then removed.
+in_cluster() {
+    local mode=$1 rc=0
+    shift
+    cluster_create "$BIN" bench-pg "$PORT" "$@"
+    if [ -n "$BENCH_CORETYPE" ]; then OPENBLAS_CORETYPE=$BENCH_CORETYPE cluster_start; else cluster_start; fi
+    (cluster_env; PATH=$BIN:$PATH sh "$ROOT/bench/bench_pg_inner.sh" "$mode") || rc=$?
+    cluster_remove
+    CLUSTER_DIR=
+    return "$rc"
+}
+
+make -s -j2 all PG_CONFIG="$PG_CONFIG" >/dev/null
+make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
 echo "model: $MODEL ($(du -b "$MODEL/model.safetensors" | cut -f1) bytes of safetensors)"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); gemmaclf.threads=$BENCH_THREADS"
 echo
 echo "== without shared_preload_libraries"
-pg_virtualenv -o "gemmaclf.model_path=$MODEL" -o "gemmaclf.threads=$BENCH_THREADS" \
-    sh "$ROOT/bench/bench_pg_inner.sh" "$([ "${BENCH_THROUGHPUT:-1}" = 0 ] && echo latency || echo full)"
+in_cluster "$([ "${BENCH_THROUGHPUT:-1}" = 0 ] && echo latency || echo full)" \
+    "gemmaclf.model_path=$MODEL" "gemmaclf.threads=$BENCH_THREADS"
 echo
 echo "== with shared_preload_libraries = 'gemmaclf'"
-pg_virtualenv -o "shared_preload_libraries=gemmaclf" -o "gemmaclf.model_path=$MODEL" \
-    -o "gemmaclf.threads=$BENCH_THREADS" sh "$ROOT/bench/bench_pg_inner.sh" preload
+in_cluster preload shared_preload_libraries=gemmaclf "gemmaclf.model_path=$MODEL" \
+    "gemmaclf.threads=$BENCH_THREADS"

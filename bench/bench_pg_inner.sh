@@ -1,18 +1,12 @@
 #!/bin/sh
-# Runs inside pg_virtualenv for bench/bench_pg.sh; $1 = full | latency | preload (only full
-# measures rows/s).
+# Runs in a throwaway cluster of bench/bench_pg.sh (PGHOST, PGPORT, PGUSER, PGDATABASE set);
+# $1 = full | latency | preload (only full measures rows/s).
 set -eu
 MODE=$1
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 # seconds of a statement, from psql's \timing
 timed() { printf '\\timing on\n%s\n' "$1" | psql -X -q -v ON_ERROR_STOP=1 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
 
-# BENCH_CORETYPE: OPENBLAS_CORETYPE for the server (README, OpenBLAS on new CPUs). pg_virtualenv's
-# cluster reads its environment from its own file, so write it there and restart the server.
-if [ -n "${BENCH_CORETYPE:-}" ]; then
-    echo "OPENBLAS_CORETYPE = '$BENCH_CORETYPE'" >> "${PG_CLUSTER_CONF_ROOT:-/etc/postgresql}/$PGVERSION/regress/environment"
-    pg_ctlcluster "$PGVERSION" regress restart
-fi
 q -c "CREATE EXTENSION IF NOT EXISTS gemmaclf" >/dev/null
 echo "OpenBLAS kernels in the server: $(q -c "SELECT gemmaclf_model_info()->>'blas_core'")"
 q <<SQL >/dev/null
