@@ -47,7 +47,6 @@ in_cluster() {
     if [ -n "$BENCH_CORETYPE" ]; then OPENBLAS_CORETYPE=$BENCH_CORETYPE cluster_start; else cluster_start; fi
     (cluster_env; PATH=$BIN:$PATH sh "$ROOT/bench/bench_pg_inner.sh" "$mode") || rc=$?
     cluster_remove
-    CLUSTER_DIR=
     return "$rc"
 }
 

@@ -59,6 +59,7 @@ cluster_remove() {
     [ -n "${CLUSTER_DIR:-}" ] || return 0
     cluster_ctl -m immediate stop >/dev/null 2>&1
     rm -rf "$CLUSTER_DIR"
+    CLUSTER_DIR=   # removed: a later cluster_remove (the EXIT trap) has nothing to do
 }
 
 cluster_env() {

@@ -184,15 +184,19 @@ def choose_weight(scores, head_lp, y):
 def fold_mix_inputs(fold_dirs, spec):
     """What the served mix is made of on each fold run, as a list of (dir, fold, Gemma label scores
     of candidate spec, head log-probabilities, labels): the head is refitted on the fold's training
-    comments, so that it has never seen the comments it scores."""
-    out = []
+    comments, so that it has never seen the comments it scores (once per fold: runs of the same fold
+    share it)."""
+    out, heads = [], {}
     for d in fold_dirs:
         cv = json.load(open(os.path.join(d, "cv.json")))
         npz = np.load(os.path.join(d, "val_scores.npz"))
         tr, va = fold_split(cv["fold"], cv["n_folds"])
         y = [LABELS.index(r["label"]) for r in va]
         assert npz["y"].tolist() == y, "%s: not this fold's comments" % d
-        out.append((d, cv["fold"], npz["scores_" + spec], log_probs(fit(tr), [r["text"] for r in va]), y))
+        key = (cv["fold"], cv["n_folds"])
+        if key not in heads:
+            heads[key] = log_probs(fit(tr), [r["text"] for r in va])
+        out.append((d, cv["fold"], npz["scores_" + spec], heads[key], y))
     return out
 
 
