@@ -36,18 +36,18 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 BIN=$("$PG_CONFIG" --bindir)
 PORT=${BENCH_PORT:-55497}
 . scripts/cluster.sh
-trap 'cluster_remove; rm -f "$TMPDEV"' EXIT
+trap 'rm -f "$TMPDEV"' EXIT
 
 # in_cluster MODE SETTING...: bench/bench_pg_inner.sh MODE against a fresh cluster with these
 # settings (and BENCH_CORETYPE as OPENBLAS_CORETYPE in the server's environment), then removed.
 in_cluster() {
-    local mode=$1 rc=0
+    local mode=$1
     shift
-    cluster_create "$BIN" bench-pg "$PORT" "$@"
-    if [ -n "$BENCH_CORETYPE" ]; then OPENBLAS_CORETYPE=$BENCH_CORETYPE cluster_start; else cluster_start; fi
-    (cluster_env; PATH=$BIN:$PATH sh "$ROOT/bench/bench_pg_inner.sh" "$mode") || rc=$?
-    cluster_remove
-    return "$rc"
+    if [ -n "$BENCH_CORETYPE" ]; then
+        OPENBLAS_CORETYPE=$BENCH_CORETYPE cluster_run "$BIN" bench-pg "$PORT" "$@" -- sh "$ROOT/bench/bench_pg_inner.sh" "$mode"
+    else
+        cluster_run "$BIN" bench-pg "$PORT" "$@" -- sh "$ROOT/bench/bench_pg_inner.sh" "$mode"
+    fi
 }
 
 make -s -j2 all PG_CONFIG="$PG_CONFIG" >/dev/null

@@ -17,6 +17,12 @@
 #   cluster_start        starts it and waits; when it does not start, prints the end of its log
 #   cluster_remove       stops it (immediate: it is thrown away) and removes its directory
 #   cluster_env          exports PGHOST, PGPORT, PGUSER and PGDATABASE for it
+#   cluster_run BINDIR NAME PORT [SETTING=VALUE ...] -- COMMAND...
+#       the whole life of one cluster, for callers that need it for one command: create, start,
+#       run COMMAND with the cluster_env variables and BINDIR first in PATH, print the end of the
+#       server log when COMMAND fails, remove (also when interrupted). Runs in a subshell, so its
+#       trap and CLUSTER_* stay local; returns COMMAND's status. Variables given in front of the
+#       call (OPENBLAS_CORETYPE=... cluster_run ...) reach the server and COMMAND.
 
 cluster_create() {
     local s
@@ -66,3 +72,21 @@ cluster_env() {
     unset PGHOSTADDR PGSERVICE PGPASSWORD
     export PGHOST=$CLUSTER_DIR PGPORT=$CLUSTER_PORT PGUSER=postgres PGDATABASE=postgres
 }
+
+cluster_run() (
+    local run_bin=$1 run_name=$2 run_port=$3 run_rc=0 run_settings=()
+    shift 3
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do run_settings+=("$1"); shift; done
+    [ "${1:-}" = -- ] && shift
+    trap cluster_remove EXIT
+    trap 'exit 130' INT TERM
+    cluster_create "$run_bin" "$run_name" "$run_port" "${run_settings[@]}" || exit 1
+    cluster_start || exit 1
+    cluster_env
+    PATH=$run_bin:$PATH "$@" || run_rc=$?
+    if [ "$run_rc" -ne 0 ]; then
+        echo "*** server log (last 100 lines) ***"
+        tail -100 "$CLUSTER_DIR/server.log"
+    fi
+    exit "$run_rc"
+)

@@ -1,7 +1,8 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # gemmaclf demo: builds and installs the extension, starts a throwaway PostgreSQL cluster
-# (pg_virtualenv), and moderates a comments table with the bundled model: a trigger flags new
-# comments, a batch procedure labels a backlog, queries show the results.
+# (scripts/cluster.sh: initdb + pg_ctl in a temporary directory, removed at the end), and
+# moderates a comments table with the bundled model: a trigger flags new comments, a batch
+# procedure labels a backlog, queries show the results.
 #   GEMMACLF_MODEL=/path/to/model scripts/demo.sh    use another model directory
 # Installs what it needs from Debian first (scripts/install-deps.sh --system); run it as root
 # (make install writes into PostgreSQL's directories).
@@ -21,10 +22,10 @@ if [ -z "$MODEL" ] && ! ls models/*/config.json >/dev/null 2>&1; then
     MODEL=$(cd "$ROOT/../shared/reference/hf-trained-classifier" 2>/dev/null && pwd || true)
     [ -n "$MODEL" ] && echo "no bundled model in models/: using $MODEL"
 fi
+SETTINGS=()
 if [ -n "$MODEL" ]; then
     MODEL=$(cd "$MODEL" && pwd)
-    PGOPTIONS="-c gemmaclf.model_path=$MODEL"
-    export PGOPTIONS
+    SETTINGS=("gemmaclf.model_path=$MODEL")
 fi
 if [ ! -r "$DEV" ]; then
     echo "demo: no comments file at $DEV (set GC_DEV to a JSON-lines file with a \"text\" field)" >&2
@@ -38,4 +39,7 @@ chmod 644 "$TMPDEV"
 trap 'rm -f "$TMPDEV"' EXIT
 export GC_DEMO_COMMENTS="$TMPDEV"
 
-pg_virtualenv sh -c 'psql -X -q -v ON_ERROR_STOP=1 -f scripts/demo.sql'
+# shellcheck source=scripts/cluster.sh
+. scripts/cluster.sh
+cluster_run "$(pg_config --bindir)" demo "${GC_DEMO_PORT:-55496}" "${SETTINGS[@]}" -- \
+    psql -X -q -v ON_ERROR_STOP=1 -f scripts/demo.sql

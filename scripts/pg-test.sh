@@ -105,27 +105,15 @@ use_version() {
 }
 
 # in_cluster SETTINGS COMMAND...: runs COMMAND against a fresh cluster of version $V
-# (scripts/cluster.sh; SETTINGS: space-separated name=value), with PGHOST, PGPORT, PGUSER,
-# PGDATABASE, PG_CONFIG and PATH set for it; the cluster is stopped and removed on exit, also when
-# interrupted. Runs in a subshell so that its trap and variables stay local.
-in_cluster() (
-    settings=$1
+# (scripts/cluster.sh's cluster_run; SETTINGS: space-separated name=value), with PGHOST, PGPORT,
+# PGUSER, PGDATABASE, PG_CONFIG and PATH set for it; the cluster is removed afterwards, also when
+# interrupted.
+in_cluster() {
+    local settings=$1
     shift
-    bindir=$("$PGC" --bindir)
-    trap cluster_remove EXIT
-    trap 'exit 130' INT TERM
     # shellcheck disable=SC2086  # one argument per setting
-    cluster_create "$bindir" "pg$V" "$PG_PORT" $settings || exit 1
-    cluster_start || exit 1
-    cluster_env
-    rc=0
-    PG_CONFIG=$PGC PATH=$bindir:$PATH "$@" || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        echo "*** server log (last 100 lines) ***"
-        tail -100 "$CLUSTER_DIR/server.log"
-    fi
-    exit "$rc"
-)
+    PG_CONFIG=$PGC cluster_run "$("$PGC" --bindir)" "pg$V" "$PG_PORT" $settings -- "$@"
+}
 
 # selected NAME: true unless GC_PG_ONLY (an extended regular expression, for development runs)
 # leaves this suite out; a run with GC_PG_ONLY falls short of test/suites.txt on purpose.

@@ -103,17 +103,7 @@ static void test_auto_and_cuda(gc_model *m, int have_gpu)
 /* Path of the plugin built beside this test ($(BUILD)/test/test_device -> $(BUILD)/). */
 static int plugin_path(char *buf, size_t len)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return 0;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return 0;
-    *slash = '\0';
-    snprintf(buf, len, "%s/../gemmaclf_cuda.so", exe);
-    return access(buf, R_OK) == 0;
+    return gct_beside_exe("../gemmaclf_cuda.so", buf, len);
 }
 
 static int maps_mention(const char *what)

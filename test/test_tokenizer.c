@@ -15,6 +15,7 @@
 
 #include <cJSON.h>
 
+#include "common/file_read.h"
 #include "common/json_string.h"
 #include "gc_test.h"
 #include "classifier/prompt.h"
@@ -137,16 +138,12 @@ static void test_golden(const gc_tokenizer *t)
 
 static cJSON *read_json(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *buf = NULL;
+    size_t n;
+    gc_err e = {0};
+    if (gc_read_file(path, (size_t)1 << 30, &buf, &n, &e) != GC_OK)
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t r = buf ? fread(buf, 1, (size_t)n, f) : 0;
-    fclose(f);
-    cJSON *j = buf && r == (size_t)n ? cJSON_ParseWithLength(buf, r) : NULL;
+    cJSON *j = cJSON_ParseWithLength(buf, n);
     free(buf);
     return j;
 }

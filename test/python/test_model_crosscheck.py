@@ -26,19 +26,12 @@ import os
 import subprocess
 import sys
 
+from tally import Tally
+
 NAME = "test_model_crosscheck"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s" % what)
-    return cond
+TALLY = Tally(NAME)
+check = TALLY.check
 
 
 def bin_commands(gc_bin):
@@ -219,5 +212,4 @@ if __name__ == "__main__":
         import traceback
         traceback.print_exc()
         check(False, "exception: %r" % e)
-    print("%s: %d passed, %d failed" % (NAME, passed, failed))
-    sys.exit(1 if failed else 0)
+    TALLY.finish()

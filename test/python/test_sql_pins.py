@@ -21,23 +21,15 @@ import glob
 import json
 import os
 import re
-import sys
+
+from tally import Tally
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SHARED = os.environ.get("GC_SHARED") or os.path.join(ROOT, "..", "shared")
 LABELS = ("Not Hate", "Hate", "Extreme Hate")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what)
-    return cond
+TALLY = Tally("test_sql_pins")
+check = TALLY.check
 
 
 def sql_literal(s):
@@ -191,5 +183,4 @@ if __name__ == "__main__":
         import traceback
         traceback.print_exc()
         check(False, "exception: %r" % e)
-    print("test_sql_pins: %d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    TALLY.finish()

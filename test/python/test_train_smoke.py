@@ -11,18 +11,12 @@ import subprocess
 import sys
 import tempfile
 
+from tally import Tally
+
 NAME = "test_train_smoke"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: %s" % what)
+TALLY = Tally(NAME)
+check = TALLY.check
 
 
 def main():
@@ -348,5 +342,4 @@ if __name__ == "__main__":
         import traceback
         traceback.print_exc()
         check(False, "exception: %r" % e)
-    print("%s: %d passed, %d failed" % (NAME, passed, failed))
-    sys.exit(1 if failed else 0)
+    TALLY.finish()
