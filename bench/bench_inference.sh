@@ -63,7 +63,7 @@ printf '%-8s %-9s %6s %10s %10s %10s %11s\n' mode wait_ms conns rows/s p50_ms p9
 
 # run MODE WAIT CONNS: one pgbench measurement, one output line
 run() {
-    local mode=$1 wait=$2 c=$3 opts="" b0 t0 b1 t1 rows tps lat
+    local mode=$1 wait=$2 c=$3 opts="" b0 t0 b1 t1 tps lat
     [ "$mode" = backend ] && opts="-c gemmaclf.use_inference_worker=off"
     rm -f "$dir"/log*
     b0=$(psql -c "SELECT batches FROM gemmaclf_inference_status")
@@ -86,7 +86,7 @@ for mode in $MODES; do
     if [ "$mode" = worker ]; then
         for w in $WAITS; do
             psql -c "ALTER SYSTEM SET gemmaclf.batch_wait = '${w}ms'" -c "SELECT pg_reload_conf()" >/dev/null
-            for i in $(seq 1 100); do
+            for _ in $(seq 1 100); do
                 [ "$(psql -c "SELECT batch_wait_ms = $w FROM gemmaclf_inference_status")" = t ] && break
                 # the worker reads the setting when it next wakes: wake it with one call
                 psql -c "SELECT classify_hate('warm up')" >/dev/null

@@ -83,7 +83,7 @@ spawn() { # $1 app name, $2 statement run before sleeping
 }
 spawn gc_idle "SELECT count(length('comment ' || i)) FROM generate_series(1, 20) i"
 spawn gc_busy "SELECT count(classify_hate('comment ' || i)) FROM generate_series(1, 20) i"
-for i in $(seq 240); do
+for _ in $(seq 240); do
     n=$(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('gc_idle', 'gc_busy') AND query LIKE '%pg_sleep%'")
     [ "$n" -ge $((2 * BENCH_CONNS)) ] && break
     sleep 0.5

@@ -60,7 +60,6 @@ SQL
     echo "$n $(((t1 - t0) / 1000000))" >>"$times"
 done
 
-fail=0
 while read -r n ms; do
     run -v n="$n" -v ms="$ms" <<'SQL'
 SELECT format('%s rows: peak memory contexts %s MB, peak RssAnon %s MB (%s samples), %s rows/s',

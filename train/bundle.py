@@ -76,6 +76,10 @@ def card(rep, name, command, wall, notes=""):
                "%d%% of the Not Hate comments (alternating parts)" % round(100 * c["not_hate_fraction"]))
     folds = [json.load(open(os.path.join(d, "cv.json"))) for d in cv["folds"]]
     fold_time = sum(f["timings_s"]["total_s"] for f in folds)
+    # a fold run with --reuse-lm loaded its LM phase: its total leaves that phase out
+    reused = any(f.get("lm_reused") for f in folds)
+    steps = "for the steps run here" if reused else "for the whole recipe"
+    reused_text = " (their LM phases reused from earlier runs, not counted)" if reused else ""
     nval = sum(f["n_val"] for f in folds)
     vspec = rep["variant"]
     vtext = ("the weights at the end of SFT" if vspec == str(float(c["sft_epochs"])) or vspec == str(c["sft_epochs"])
@@ -185,7 +189,7 @@ Validation ({nval:,} held-out distinct training comments) of what is served ({se
 macro-F1 **{pooled['metrics']['macro']['f1']:.4f}**, Extreme Hate F1 **{eh(pooled['metrics']):.4f}**, ECE {pooled['calibration']['ece']:.4f}{spread}.
 (These numbers choose the candidate, so they are slightly optimistic for that choice; dev below is untouched.)
 
-Measured training time: {hms(fold_time + t['total_s'])} for the whole recipe: validation fold run(s) {hms(fold_time)},
+Measured training time: {hms(fold_time + t['total_s'])} {steps}: validation fold run(s) {hms(fold_time)}{reused_text},
 final model {hms(t['total_s'])} (tokenizer {t['tokenizer_s']:.0f} s, LM phase {hms(t['lm_phase_s'])}, SFT {hms(t['sft_phase_s'])},
 dev evaluation {t['eval_s']:.0f} s). {wall}Command:
 
