@@ -31,8 +31,9 @@ FULL = dict(
     # regularized LM phase")
     lm_epochs=4, lm_lr=1e-3, sft_epochs=3, sft_lr=1e-3, batch_size=32,
     # per SFT epoch: every Not Hate and Hate comment once, every Extreme Hate comment twice: 2x
-    # served better than 3x on all four paired folds (0, 1, 3, 4; pooled +0.014 macro-F1, +0.035
-    # Extreme Hate F1; 5x was lower on fold 0); see train/runs.md, "Five folds of the recipe"
+    # served better than 3x on the four paired folds it was chosen on (0, 1, 3, 4) and worse on the
+    # fifth (2): over five folds +0.008 macro-F1, +0.020 Extreme Hate F1 (5x was lower on fold 0);
+    # see train/runs.md, "Five folds of the recipe"
     # (not_hate_fraction < 1 keeps only that share of Not Hate per epoch, alternating parts: the
     # first full run used 0.5 and reached distinct-dev macro-F1 0.80; with 1.0 0.83; see train/runs.md)
     extreme_oversample=2, not_hate_fraction=1.0, max_comment_chars=400, n_train=None, n_dev=None,
