@@ -38,16 +38,15 @@ PORT=${BENCH_PORT:-55497}
 . scripts/cluster.sh
 trap 'rm -f "$TMPDEV"' EXIT
 
+# BENCH_CORETYPE reaches the servers through their environment (and only OpenBLAS reads it)
+if [ -n "$BENCH_CORETYPE" ]; then export OPENBLAS_CORETYPE=$BENCH_CORETYPE; fi
+
 # in_cluster MODE SETTING...: bench/bench_pg_inner.sh MODE against a fresh cluster with these
-# settings (and BENCH_CORETYPE as OPENBLAS_CORETYPE in the server's environment), then removed.
+# settings, then removed.
 in_cluster() {
     local mode=$1
     shift
-    if [ -n "$BENCH_CORETYPE" ]; then
-        OPENBLAS_CORETYPE=$BENCH_CORETYPE cluster_run "$BIN" bench-pg "$PORT" "$@" -- sh "$ROOT/bench/bench_pg_inner.sh" "$mode"
-    else
-        cluster_run "$BIN" bench-pg "$PORT" "$@" -- sh "$ROOT/bench/bench_pg_inner.sh" "$mode"
-    fi
+    cluster_run "$BIN" bench-pg "$PORT" "$@" -- sh "$ROOT/bench/bench_pg_inner.sh" "$mode"
 }
 
 make -s -j2 all PG_CONFIG="$PG_CONFIG" >/dev/null
