@@ -60,3 +60,21 @@ SET gemmaclf.model_path = :'ref';
 SELECT classify_hate('Sali') AS back_to_ref;
 \set rm 'cat >/dev/null; rm -rf ' :tdir ' ' :tdir '_bad'
 COPY (SELECT 1) TO PROGRAM :'rm';
+
+-- gemmaclf.json "comment_norm": "squeeze": the comment is lower-cased (A-Z) and runs of more than
+-- 2 equal characters are cut to 2 before the model reads it, so two spellings score alike; the
+-- reference model without it scores them apart. An unknown rewrite: the model does not load.
+\set ndir /tmp/gemmaclf_comment_norm
+\set mk 'cat >/dev/null; rm -rf ' :ndir ' ' :ndir '_bad && mkdir -p ' :ndir ' ' :ndir '_bad && for d in ' :ndir ' ' :ndir '_bad; do for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do ln -s ' :ref '/$f $d/$f; done; done && printf ''{"comment_norm": "squeeze"}'' > ' :ndir '/gemmaclf.json && printf ''{"comment_norm": "casefold"}'' > ' :ndir '_bad/gemmaclf.json'
+COPY (SELECT 1) TO PROGRAM :'mk';
+SELECT classify_hate_scores('RANDI Saaaali mc!!!!') = classify_hate_scores('randi saali mc!!') AS ref_same;
+SET gemmaclf.model_path = :'ndir';
+SELECT classify_hate_scores('RANDI Saaaali mc!!!!') = classify_hate_scores('randi saali mc!!') AS squeezed_same,
+       gemmaclf_model_info()->>'comment_norm' AS comment_norm;
+\set nbad :ndir '_bad'
+SET gemmaclf.model_path = :'nbad';
+SELECT classify_hate('x');
+SET gemmaclf.model_path = :'ref';
+SELECT gemmaclf_model_info()->'comment_norm' AS ref_comment_norm;
+\set rm 'cat >/dev/null; rm -rf ' :ndir ' ' :ndir '_bad'
+COPY (SELECT 1) TO PROGRAM :'rm';

@@ -403,7 +403,7 @@ static void test_model_info(const gc_classifier *c)
     static const char *const keys[] = {
         "model_path", "architecture", "parameters", "dtype", "weight_bytes", "layers",
         "hidden_size", "vocab_size", "tokenizer_vocab_size", "fingerprint", "labels",
-        "label_token_ids", "prompt_prefix", "scoring", "cached_prefix_tokens", "ngram_weight", "device",
+        "label_token_ids", "prompt_prefix", "scoring", "cached_prefix_tokens", "ngram_weight", "comment_norm", "device",
         "precision", "threads", "blas_core", "load_ms", "preloaded", "max_input_tokens", "batch_size"};
     gc_model_info_runtime rt = {.model_path = "/as/named", .device = GC_DEVICE_CPU, .threads = 3,
                                 .precision = GC_PRECISION_INT8, .preloaded = 1,

@@ -1,7 +1,8 @@
 /* The n-gram head (classifier/ngram_head.h) in the classifier, on the reference classifier with
  * generated head files: the mixing rule, the byte features' invariances (only A-Z folded, any ASCII
- * blank splits words, the input cap), batch independence, reloading on change, load errors, and
- * the copy shared through a cache directory.
+ * blank splits words, the input cap), batch independence, gemmaclf.json's "comment_norm" for
+ * the head and the model, reloading on change, load errors, and the copy shared through a cache
+ * directory.
  * Exact agreement with train/ngram_head.py on real comments: test/python/test_model_crosscheck.py. */
 #include <limits.h>
 #include <math.h>
@@ -189,6 +190,36 @@ static void test_features(void)
     free(b);
 }
 
+/* gemmaclf.json "comment_norm": "squeeze" rewrites the comment for the Gemma model (weight 0)
+ * and for the head (weight 1) alike; without it the two spellings score differently. */
+static void test_comment_norm(void)
+{
+    write_head(&DEFAULT);
+    const char *t[] = {"MAAAR Dalooo \xf0\x9f\x98\xa1\xf0\x9f\x98\xa1\xf0\x9f\x98\xa1",
+                       "maar daloo \xf0\x9f\x98\xa1\xf0\x9f\x98\xa1"};
+    static const char *const configs[][2] = {
+        {"{\"ngram_weight\": 0}", "{\"ngram_weight\": 0, \"comment_norm\": \"squeeze\"}"},
+        {"{\"ngram_weight\": 1}", "{\"ngram_weight\": 1, \"comment_norm\": \"squeeze\"}"}};
+    for (int k = 0; k < 2; k++) {
+        float raw[2 * L], sq[2 * L];
+        gc_err e = {0};
+        write_text("gemmaclf.json", configs[k][0]);
+        CHECK(classify(2, t, NULL, raw, &e) && !same_row(raw, raw + L),
+              "%s: the spellings differ as they are (%s)", k ? "head" : "model", e.msg);
+        write_text("gemmaclf.json", configs[k][1]);
+        CHECK(classify(2, t, NULL, sq, &e) && same_row(sq, sq + L),
+              "%s: squeezed, the spellings score alike (%s)", k ? "head" : "model", e.msg);
+        CHECK(same_row(raw + L, sq + L), "%s: an already squeezed comment scores as before",
+              k ? "head" : "model");
+    }
+    write_text("gemmaclf.json", "{\"comment_norm\": \"nfkc\"}");
+    float p[L];
+    gc_err e = {0};
+    CHECK(!classify(1, t, NULL, p, &e) && e.code == GC_EUNSUPPORTED && strstr(e.msg, "nfkc") &&
+              strstr(e.msg, "gemmaclf.json"),
+          "an unknown rewrite: the model does not open: %s", e.msg);
+}
+
 static void test_reload_and_errors(void)
 {
     write_head(&DEFAULT);
@@ -332,6 +363,7 @@ int main(void)
     }
     test_mixing();
     test_features();
+    test_comment_norm();
     test_reload_and_errors();
     test_shared_copy();
     const char *names[] = {"config.json", "model.safetensors", "tokenizer.json",

@@ -98,6 +98,9 @@ def card(rep, name, command, wall, notes=""):
                  "gets a score bias (grid of step 0.25 in [-3, 3] for Hate and Extreme Hate, Not Hate fixed at 0, "
                  "maximising the 3x3-neighbourhood mean of macro-F1)")
     served = "the Gemma model with the n-gram head (w %g)" % rep["ngram_weight"] if head_files else "the Gemma model"
+    norm_text = ("Every comment, in every step below and when gemmaclf serves the model (`comment_norm`), is read with A-Z\n"
+                 "lower-cased and every run of more than 2 equal characters cut to 2 (`train/common.py` `squeeze_comment`).\n\n"
+                 if c.get("comment_norm") else "")
     return f"""# {name}
 
 The default model of gemmaclf: a small Gemma 3 (`Gemma3ForCausalLM`, {rep['params'] / 1e6:.2f}M parameters,
@@ -114,7 +117,7 @@ used only for the numbers reported below.
 | `model.safetensors` | F32 weights, tied embeddings (no `lm_head.weight`) |
 | `tokenizer.json`, `tokenizer_config.json` | {rep['vocab']:,}-token Gemma-style BPE (byte fallback) and the Gemma 3 chat template |
 | `generation_config.json` | as transformers writes it |
-| `gemmaclf.json` | labels, prompt prefix, per-label score bias, temperature and n-gram head weight for gemmaclf (below) |
+| `gemmaclf.json` | labels, prompt prefix, per-label score bias, temperature, n-gram head weight and comment rewrite for gemmaclf (below) |
 {head_files}
 `gemmaclf.json`:
 
@@ -133,6 +136,10 @@ used only for the numbers reported below.
 - `ngram_weight` w (when present and > 0): the score is (1 - w) x the log-softmax of the Gemma label
   scores + w x the n-gram head's label log-probabilities (`ngram_head.safetensors`), before the bias and
   temperature. transformers alone computes the Gemma part only.
+- `comment_norm` (when present): `"squeeze"`: the model was trained on comments with A-Z lower-cased and
+  every run of more than 2 equal characters cut to 2, and gemmaclf rewrites each comment so before the
+  prompt and the n-gram head (`train/common.py` `squeeze_comment`). Scoring with transformers directly
+  must apply it too.
 
 Loads in transformers: `Gemma3ForCausalLM.from_pretrained(dir)`, `AutoTokenizer.from_pretrained(dir)`;
 greedy generation answers the label too, but gemmaclf scores the labels (one forward pass, bias applied).
@@ -159,7 +166,7 @@ License of the data: CC BY 4.0.
 
 `train/run.sh` (details in `train/README.md`), seed {rep['seed']}, {rep.get('torch_threads', 1)} torch thread(s):
 
-1. Tokenizer: BPE with byte fallback on the training comments, Gemma 3 structure (normalizer
+{norm_text}1. Tokenizer: BPE with byte fallback on the training comments, Gemma 3 structure (normalizer
    `Replace(" " -> "▁")`, pre-tokenizer `Split(" ")`, decoders Replace/ByteFallback/Fuse,
    TemplateProcessing `<bos> $A`, `<pad>=0 <eos>=1 <bos>=2 <unk>=3 <start_of_turn>=4 <end_of_turn>=5`,
    bytes `<0x00>..<0xFF>` = 6..261); {rep['vocab']:,} tokens. No merge crosses a word boundary, so the

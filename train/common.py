@@ -21,6 +21,15 @@ def norm_text(s):
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", s).lower()).strip()
 
 
+def squeeze_comment(s):
+    """The comment as a model with "comment_norm" sees it (gemmaclf.json; the engine applies the same
+    in src/core/classifier/comment_norm.c): bytes A-Z lower-cased (only those, as the n-gram head
+    does), and every run of one code point longer than 2 cut to 2 ("cholaaa" -> "cholaa",
+    six thumbs down -> two): fewer spellings of one word for a 4,096-token vocabulary to cover."""
+    s = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in s)
+    return re.sub(r"(.)\1\1+", r"\1\1", s, flags=re.S)
+
+
 def read_jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -40,7 +40,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LABELS, distinct, fold_split, load_split  # noqa: E402
+from common import LABELS, distinct, fold_split, load_split, squeeze_comment  # noqa: E402
 
 FORMAT = "gemmaclf-ngram-1"
 BITS = 17      # 2^17 buckets per part: fold 0 scored as with 2^18 (train/runs.md), half the memory
@@ -193,9 +193,12 @@ def fold_mix_inputs(fold_dirs, spec):
         tr, va = fold_split(cv["fold"], cv["n_folds"])
         y = [LABELS.index(r["label"]) for r in va]
         assert npz["y"].tolist() == y, "%s: not this fold's comments" % d
-        key = (cv["fold"], cv["n_folds"])
+        norm = int(cv.get("config", {}).get("comment_norm", 0))  # the comments as that run saw them
+        key = (cv["fold"], cv["n_folds"], norm)
         if key not in heads:
-            heads[key] = log_probs(fit(tr), [r["text"] for r in va])
+            seen = squeeze_comment if norm else (lambda t: t)
+            heads[key] = log_probs(fit([dict(r, text=seen(r["text"])) for r in tr]),
+                                   [seen(r["text"]) for r in va])
         out.append((d, cv["fold"], npz["scores_" + spec], heads[key], y))
     return out
 
@@ -311,10 +314,12 @@ def dev_report(model_dir, head_dir=None):
     enc = PromptEncoder(os.path.join(model_dir, "tokenizer.json"))
     dev = distinct(load_split("dev"))
     y = [LABELS.index(r["label"]) for r in dev]
-    g = label_logprobs(model, enc, [r["text"] for r in dev], max_tokens=512).numpy()
+    norm = json.load(open(os.path.join(model_dir, "gemmaclf.json"))).get("comment_norm")
+    texts = [squeeze_comment(r["text"]) if norm else r["text"] for r in dev]  # as the model reads them
+    g = label_logprobs(model, enc, texts, max_tokens=512).numpy()
     zero = [0.0] * len(LABELS)
     for name, s, temp in (("Gemma alone, no bias", g, 1.0),
-                          ("with the head (w %.2f), T %.4f" % (w, t), combine(g, log_probs(head, [r["text"] for r in dev]), w), t)):
+                          ("with the head (w %.2f), T %.4f" % (w, t), combine(g, log_probs(head, texts), w), t)):
         m = ev.metrics(y, s.argmax(1).tolist())
         p = cal.probs(s, zero, temp)
         print("%s: %s: accuracy %.4f, macro-F1 %.4f, F1 NH/H/EH %.4f / %.4f / %.4f, ECE %.4f" % (

@@ -129,7 +129,7 @@ def check_head_alone(gc_bin, mdir, texts, max_tok, labels):
     if not check(rc == 0 and len(out) == len(texts),
                  "head alone: exit %d, %d lines for %d texts; stderr: %s" % (rc, len(out), len(texts), err[-500:])):
         return
-    want = np.exp(ngram_head.log_probs(head, texts, cap=ngram_head.text_cap(max_tok)))
+    want = np.exp(ngram_head.log_probs(head, as_seen(mdir, texts), cap=ngram_head.text_cap(max_tok)))
     got = np.array([[json.loads(l)["scores"][lab] for lab in labels] for l in out])
     dp = float(np.abs(got - want).max())
     print("head alone: max |probability difference| %.2e over %d texts" % (dp, len(texts)))
@@ -145,10 +145,21 @@ EDGE_TEXTS = ["MAAR DALO ISKO", "Tu\tbahut\nganda\rhai\x0bnikal\x0cyahan se", "à
               "kutta " * 6000 + "PAGAL", "", "   \n"]
 
 
+def as_seen(mdir, texts):
+    """The comments as the model reads them: rewritten when gemmaclf.json names a "comment_norm"
+    (the texts here are short of the engine's byte cap, or unchanged by the rewrite, so rewriting
+    the whole text equals the engine's rewrite of its capped bytes)."""
+    from common import squeeze_comment
+    norm = json.load(open(os.path.join(mdir, "gemmaclf.json"), encoding="utf-8")).get("comment_norm")
+    assert norm in (None, "squeeze"), "unknown comment_norm %r" % norm
+    return [squeeze_comment(t) for t in texts] if norm else texts
+
+
 def served(model, enc, mdir, texts, max_tok):
     """The label scores gemmaclf serves (before bias and temperature)."""
     from scoring import label_logprobs
     import ngram_head
+    texts = as_seen(mdir, texts)
     s = label_logprobs(model, enc, texts, max_tokens=max_tok).numpy()
     head, w = ngram_head.model_head(mdir)
     if head is None:
@@ -159,7 +170,7 @@ def served(model, enc, mdir, texts, max_tok):
 def check_logits(gc_bin, mdir, model, enc, rows, max_tok):
     import numpy as np
     import torch
-    prompts = [enc.prompt_ids(r["text"], max_tok) for r in rows]
+    prompts = [enc.prompt_ids(t, max_tok) for t in as_seen(mdir, [r["text"] for r in rows])]
     rc, out, err = run_bin([gc_bin, "logits", mdir], [json.dumps(p) for p in prompts])
     if rc != 0 or len(out) != len(prompts):
         rc, out, err = run_bin([gc_bin, "logits", mdir], [json.dumps({"ids": p}) for p in prompts])

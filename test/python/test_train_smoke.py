@@ -68,11 +68,12 @@ def main():
 def check_options(tmp, shared):
     """A fold run with the measured, off-by-default options: distillation from the cross-fitted
     teacher, training for the mix with the cross-fitted n-gram head, BPE-dropout (examples tokenized
-    by the recipe, which TRL must not re-tokenize) and a weight soup of two fine-tunes."""
+    by the recipe, which TRL must not re-tokenize), a weight soup of two fine-tunes and the squeezed
+    comments (comment_norm)."""
     out = os.path.join(tmp, "options")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "train", "recipe.py"), "--smoke", "--fold", "0",
                         "--out", out, "--set", "kd_alpha=0.3", "--set", "poe_weight=0.4", "--set", "bpe_dropout=0.1",
-                        "--set", "soup=2"],
+                        "--set", "soup=2", "--set", "comment_norm=1"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        env=dict(os.environ, GC_SHARED=shared))
     check(r.returncode == 0, "recipe --smoke --fold 0 with kd_alpha, bpe_dropout: exit %d:\n%s" % (
@@ -87,6 +88,12 @@ def check_options(tmp, shared):
     check(mix.get("weight") == 0.4 and 0 < mix.get("head_accuracy_cross_fitted", 0) <= 1,
           "training for the mix ran with a cross-fitted head: %r" % mix)
     check(cv["trl_prompt_matches_scoring_prompt"] is True, "BPE-dropout run: chat template == scoring prompt")
+    from common import LABELS, PROMPT_PREFIX
+    vocab = json.load(open(os.path.join(out, "tokenizer", "tokenizer.json")))["model"]["vocab"]
+    upper = [t for t in vocab if not t.startswith("<") and any("A" <= c <= "Z" for c in t)]
+    template = PROMPT_PREFIX + " ".join(LABELS)
+    check(upper and all(t.replace("\u2581", " ").strip() in template for t in upper),
+          "comment_norm=1: the tokenizer learned upper case only from the template: %r" % upper[:20])
     check(cv["answer_loss_after_sft"] < 0.5 * cv["answer_loss_before_sft"], "options run lowers the answer loss")
     import torch
     import recipe
@@ -232,7 +239,7 @@ def check_ngram_head(out, mdir, rep):
     the byte features by hand, and what bin/gemmaclf serves = the Python rule (transformers + head)."""
     import numpy as np
     import ngram_head
-    from common import LABELS, distinct, load_split
+    from common import distinct, load_split, squeeze_comment
     npz = np.load(os.path.join(out, "fold0", "val_scores.npz"))
     lp = npz["ngram_head"] if "ngram_head" in npz.files else None
     check(lp is not None and lp.shape == (len(npz["y"]), 3) and np.allclose(np.exp(lp).sum(1), 1),
@@ -253,14 +260,41 @@ def check_ngram_head(out, mdir, rep):
     check(os.access(gc_bin, os.X_OK), "%s built (the served-scores check needs it)" % gc_bin)
     if not os.access(gc_bin, os.X_OK):
         return
+    texts = [r["text"] for r in distinct(load_split("dev"))[:40]] + ["MAAR DO", "x" * 5000,
+                                                                     "MAAAAR DOOO!!!! \U0001f621\U0001f621\U0001f621",
+                                                                     "\u00c4\u00c4\u00c4 aAaA", "a\n\n\n\nb"]
+    # gemmaclf.json "comment_norm" (the export names it when the recipe's comment_norm is on): the
+    # engine reads each comment as common.squeeze_comment rewrites it, for the model and the head;
+    # then the same with the other setting, in a copy of the model
+    sq = os.path.join(os.path.dirname(mdir), "model-other-norm")
+    os.makedirs(sq)
+    for f in os.listdir(mdir):
+        if f != "gemmaclf.json":
+            os.symlink(os.path.join(mdir, f), os.path.join(sq, f))
+    other = dict(gc, comment_norm=None if gc.get("comment_norm") else "squeeze")
+    json.dump(other, open(os.path.join(sq, "gemmaclf.json"), "w"))
+    check(gc.get("comment_norm") == ("squeeze" if rep["config"]["comment_norm"] else None),
+          "exported comment_norm %r for the recipe's comment_norm=%r" % (gc.get("comment_norm"), rep["config"]["comment_norm"]))
+    for d, g in ((mdir, gc), (sq, other)):
+        seen = [squeeze_comment(t) for t in texts] if g.get("comment_norm") else texts
+        dp, err = served_vs_python(gc_bin, d, g, head, texts, seen)
+        check(dp < 1e-4, "bin/gemmaclf serves the recipe's rule (model + head, bias, T), comment_norm %r: "
+              "max |dp| %.2e (%s)" % (g.get("comment_norm"), dp, err))
+
+
+def served_vs_python(gc_bin, mdir, gc, head, texts, seen):
+    """Largest |p(bin/gemmaclf classify mdir, texts) - p(transformers + head on seen)| (1 when the
+    binary fails), and the end of its stderr."""
+    import numpy as np
+    import ngram_head
     import torch
     from transformers import Gemma3ForCausalLM
+    from common import LABELS
     from scoring import PromptEncoder, label_logprobs
-    texts = [r["text"] for r in distinct(load_split("dev"))[:40]] + ["MAAR DO", "x" * 5000]
     model = Gemma3ForCausalLM.from_pretrained(mdir, dtype=torch.float32).eval()
-    s = label_logprobs(model, PromptEncoder(os.path.join(mdir, "tokenizer.json")), texts,
+    s = label_logprobs(model, PromptEncoder(os.path.join(mdir, "tokenizer.json")), seen,
                        max_tokens=512).numpy()
-    s = ngram_head.combine(s, ngram_head.log_probs(head, texts), gc["ngram_weight"])
+    s = ngram_head.combine(s, ngram_head.log_probs(head, seen), gc["ngram_weight"])
     s = (s + np.array([gc["score_bias"][k] for k in LABELS])) / gc["temperature"]
     p = np.exp(s - s.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -269,8 +303,7 @@ def check_ngram_head(out, mdir, rep):
     got = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
     ok = r.returncode == 0 and len(got) == len(p)
     dp = max(abs(g["scores"][k] - p[i, j]) for i, g in enumerate(got) for j, k in enumerate(LABELS)) if ok else 1
-    check(ok and dp < 1e-4, "bin/gemmaclf serves the recipe's rule (model + head, bias, T): max |dp| %.2e (%s)" % (
-        dp, r.stderr[-300:]))
+    return dp, r.stderr[-300:]
 
 
 def check_calibrate_math():

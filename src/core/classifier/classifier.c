@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "classifier/comment_norm.h"
 #include "classifier/fingerprint.h"
 #include "classifier/ngram_head.h"
 #include "classifier/prompt.h"
@@ -40,6 +41,7 @@ struct gc_session {
     gc_session_opts opts;
     gc_ctx *ctx;
     gc_prefix *prefix; /* key/values of c->frame.head; NULL when there is no shared head */
+    gc_buf norm;       /* one comment rewritten by cfg.comment_norm (at most max_text_bytes) */
 };
 
 static double now_ms(void)
@@ -276,6 +278,7 @@ void gc_session_free(gc_session *s)
         return;
     gc_prefix_free(s->prefix);
     gc_ctx_free(s->ctx);
+    gc_buf_free(&s->norm);
     free(s);
 }
 
@@ -317,14 +320,30 @@ static size_t max_text_bytes(const gc_session *s)
     return max_tok * 64 > 4096 ? max_tok * 64 : 4096;
 }
 
+/* The comment as the model was trained to read it: s->norm holds the rewrite when the model
+ * asks for one (the rewrite is never longer, so it stays within the byte budget). */
+static gc_status as_trained(gc_session *s, const char **text, size_t *len, gc_err *e)
+{
+    if (s->c->cfg.comment_norm == GC_COMMENT_NORM_NONE)
+        return GC_OK;
+    gc_status st = gc_comment_squeeze(*text, *len, &s->norm, e);
+    if (!st)
+        *text = s->norm.p, *len = s->norm.n;
+    return st;
+}
+
 gc_status gc_session_prompt(gc_session *s, const char *text, size_t len, gc_ids *out, gc_err *e)
 {
     const gc_classifier *c = s->c;
     size_t max_tok = max_comment_tokens(s), max_bytes = max_text_bytes(s);
     char *owned;
     gc_status st = gc_prompt_clip_text(&text, &len, max_bytes, &owned, e);
-    if (st)
+    if (!st)
+        st = as_trained(s, &text, &len, e);
+    if (st) {
+        free(owned);
         return st;
+    }
     size_t base = out->n;
     st = gc_prompt_encode(c->tok, c->cfg.prompt_prefix, text, len, out, e);
     free(owned);
@@ -547,7 +566,8 @@ static void mix_row(float *row, const double *head, int n_labels, double w)
 }
 
 /* Mixes the n-gram head into every text's scores. The head hashes the text's first
- * max_text_bytes bytes as they are, as train/ngram_head.py does; the tokenizer's copy is also
+ * max_text_bytes bytes as they are (rewritten by cfg.comment_norm when the model asks), as
+ * train/ngram_head.py does; the tokenizer's copy is also
  * stripped of leading blanks and has invalid UTF-8 replaced, which text from PostgreSQL (converted
  * to UTF-8) and from the CLI (JSON strings) does not have. */
 static gc_status mix_ngram_head(gc_session *s, int n, const char *const *texts,
@@ -565,8 +585,11 @@ static gc_status mix_ngram_head(gc_session *s, int n, const char *const *texts,
         /* ~20 us per comment (bench/bench_ngram_head.c), but one call may hold 100,000 long ones */
         if (i % 256 == 255 && o->interrupt && o->interrupt(o->interrupt_arg))
             st = gc_fail(e, GC_ECANCELED, "classification canceled");
+        len = len < cap ? len : cap;
         if (!st)
-            st = gc_ngram_head_log_probs(c->ngram, t, len < cap ? len : cap, &scratch, head, e);
+            st = as_trained(s, &t, &len, e);
+        if (!st)
+            st = gc_ngram_head_log_probs(c->ngram, t, len, &scratch, head, e);
         if (!st)
             mix_row(scores + (size_t)i * c->cfg.n_labels, head, c->cfg.n_labels, c->cfg.ngram_weight);
     }

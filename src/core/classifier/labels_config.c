@@ -105,6 +105,7 @@ gc_status gc_labels_config_parse(const char *json, gc_labels_config *cfg, gc_err
     const cJSON *bias = cJSON_GetObjectItemCaseSensitive(root, "score_bias");
     const cJSON *temp = cJSON_GetObjectItemCaseSensitive(root, "temperature");
     const cJSON *ngram = cJSON_GetObjectItemCaseSensitive(root, "ngram_weight");
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "comment_norm");
     if (labels && !cJSON_IsNull(labels))
         st = parse_labels(labels, cfg, e);
     if (!st && prefix && !cJSON_IsNull(prefix)) {
@@ -130,6 +131,12 @@ gc_status gc_labels_config_parse(const char *json, gc_labels_config *cfg, gc_err
             st = gc_fail(e, GC_EFORMAT, "\"ngram_weight\" must be a number in [0, 1]");
         else
             cfg->ngram_weight = ngram->valuedouble;
+    }
+    if (!st && norm && !cJSON_IsNull(norm)) {
+        if (!cJSON_IsString(norm))
+            st = gc_fail(e, GC_EFORMAT, "\"comment_norm\" must be a string or null");
+        else
+            st = gc_comment_norm_parse(norm->valuestring, &cfg->comment_norm, e);
     }
     cJSON_Delete(root);
     if (st)

@@ -41,6 +41,11 @@ static void add_labels(cJSON *j, const gc_classifier *c)
                             gc_classifier_first_token_scoring(c) ? "first_token" : "sequence");
     cJSON_AddNumberToObject(j, "cached_prefix_tokens", gc_classifier_shared_prefix_len(c));
     cJSON_AddNumberToObject(j, "ngram_weight", lc->ngram_weight);
+    const char *norm = gc_comment_norm_name(lc->comment_norm);
+    if (norm)
+        cJSON_AddStringToObject(j, "comment_norm", norm);
+    else
+        cJSON_AddNullToObject(j, "comment_norm");
 }
 
 static void add_runtime(cJSON *j, const gc_classifier *c, const gc_model_info_runtime *rt)

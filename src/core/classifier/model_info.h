@@ -18,14 +18,15 @@ typedef struct gc_model_info_runtime {
 
 /* The number of keys gc_model_info_json prints (test_classifier lists them): adding a key means
  * raising it, so that an object cJSON could not complete is never printed. */
-#define GC_MODEL_INFO_KEYS 24
+#define GC_MODEL_INFO_KEYS 25
 
 /* A JSON object, malloc'd and NUL-terminated (UTF-8; the caller frees it), with the keys
  *   model_path, architecture, parameters, dtype, weight_bytes, layers, hidden_size,
  *   vocab_size, tokenizer_vocab_size, fingerprint (sha256 over the model's files, 64 hex
  *   digits: classifier/fingerprint.h), labels (array), label_token_ids (label -> ids),
  *   prompt_prefix, scoring ("first_token" | "sequence"), cached_prefix_tokens, ngram_weight
- *   (the n-gram head's weight in gemmaclf.json, 0 = none),
+ *   (the n-gram head's weight in gemmaclf.json, 0 = none), comment_norm (the rewrite of
+ *   comments gemmaclf.json names: "squeeze", or null),
  *   device ("cpu" | "cuda"), precision ("f32" | "bf16" | "int8"), threads, blas_core (the
  *   kernels OpenBLAS chose: model/blas_core.h), load_ms (0.1 ms steps), preloaded (boolean),
  *   max_input_tokens, batch_size.
