@@ -30,6 +30,14 @@ def squeeze_comment(s):
     return re.sub(r"(.)\1\1+", r"\1\1", s, flags=re.S)
 
 
+def comment_rewrite(norm):
+    """text -> text: the rewrite that gemmaclf.json's "comment_norm" names (None: the text as it is)."""
+    rewrites = {None: lambda t: t, "squeeze": squeeze_comment}
+    if norm not in rewrites:
+        raise ValueError("unknown comment_norm %r" % (norm,))
+    return rewrites[norm]
+
+
 def read_jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -6,6 +6,7 @@ data and from fold runs' val_scores.npz (nothing here is part of the recipe).
     train/fold_analysis.py bias-transfer FOLD_A_DIR FOLD_B_DIR
     train/fold_analysis.py mix-bias DIR [DIR ...] [--spec 3] [--weights 0.4,0.5,0.6]
     train/fold_analysis.py served-ensemble A0,B0[,...] [A1,B1[,...] ...] [--spec 3] [--weights ...]
+    train/fold_analysis.py served DIR [DIR ...] --weight W [--temperature T] [--vs DIR ...] [--spec 3]
 DIR = a fold run's output (cv.json, val_scores.npz); served-ensemble takes per fold its members' fold
 runs, comma-joined, and mixes their mean with the n-gram head as gemmaclf serves. Scores are combined as the mean of the members'
 label log-probabilities; with --tfidf W the class-balanced TF-IDF model trained on the other folds
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import calibrate  # noqa: E402
 import evaluate as ev  # noqa: E402
 import teacher  # noqa: E402
-from common import LABELS, distinct, fold_split, load_split  # noqa: E402
+from common import LABELS, distinct, fold_split, load_split, norm_text, squeeze_comment  # noqa: E402
 
 
 def log_probs(s):
@@ -114,6 +115,52 @@ def mix_bias(dirs, spec, weights):
                 w, bh, be, " | ".join(cells), m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"]))
 
 
+def served(dirs, spec, weight, temperature, vs):
+    """Fold runs scored as gemmaclf serves them (the head refitted on each fold's training comments,
+    weight w, no bias, temperature T): per fold macro-F1 / Extreme Hate F1, accuracy and ECE, and the
+    scores without the validation comments that have a twin in the training folds once both are
+    squeezed (squeezing can merge comments of different groups); the mean ± sd (s.e.) over the runs.
+    With --vs (as many fold runs, fold for fold): the per-run differences, mean ± s.e."""
+    import statistics as st
+    import ngram_head
+
+    def table(ds):
+        out = []
+        for d, fold, s, lp, y in ngram_head.fold_mix_inputs(ds, spec):
+            tr, va = fold_split(fold, json.load(open(os.path.join(d, "cv.json")))["n_folds"])
+            twins = set(norm_text(squeeze_comment(r["text"])) for r in tr)
+            lone = np.array([norm_text(squeeze_comment(r["text"])) not in twins for r in va])
+            mix = ngram_head.combine(s, lp, weight)
+            p, yy = np.argmax(mix, 1), np.array(y)
+            m, m1 = ev.metrics(y, p.tolist()), ev.metrics(yy[lone].tolist(), p[lone].tolist())
+            ece = calibrate.ece(calibrate.probs(mix, [0.0] * len(LABELS), temperature), y)[0]
+            row = (m["macro"]["f1"], m["per_class"]["Extreme Hate"]["f1"], m["accuracy"], ece,
+                   m1["macro"]["f1"], m1["per_class"]["Extreme Hate"]["f1"])
+            print("%s (fold %d): %.4f / %.4f, accuracy %.4f, ECE %.4f | without the %d twins (%d Extreme Hate): "
+                  "%.4f / %.4f" % (d, fold, *row[:4], (~lone).sum(), (yy[~lone] == 2).sum(), *row[4:]))
+            out.append(row)
+        return out
+
+    def mean_sd(vals):
+        sd = st.stdev(vals) if len(vals) > 1 else 0.0
+        return "%.4f ± %.4f (s.e. %.4f)" % (st.mean(vals), sd, sd / len(vals) ** 0.5)
+
+    names = ("macro-F1", "Extreme Hate F1", "accuracy", "ECE", "macro-F1 without twins", "Extreme Hate F1 without twins")
+    train_keys = set(norm_text(squeeze_comment(r["text"])) for r in distinct(load_split("train")))
+    dev = [r for r in distinct(load_split("dev")) if norm_text(squeeze_comment(r["text"])) in train_keys]
+    print("for comparison, the data set's own split: %d distinct dev comments have a twin in train" % len(dev))
+    rows = table(dirs)
+    for k, name in enumerate(names):
+        print("%s: %s" % (name, mean_sd([r[k] for r in rows])))
+    if vs:
+        base = table(vs)
+        assert len(base) == len(rows), "--vs needs as many fold runs"
+        for k, name in enumerate(names):
+            d = [r[k] - b[k] for r, b in zip(rows, base)]
+            print("difference in %s: %+.4f ± %.4f (mean ± s.e.), higher on %d of %d" % (
+                name, st.mean(d), st.stdev(d) / len(d) ** 0.5 if len(d) > 1 else 0.0, sum(x > 0 for x in d), len(d)))
+
+
 def served_ensemble(folds, spec, weights):
     """Several Gemma models served with the n-gram head: per fold (FOLD = the members' fold runs,
     comma-joined) the mean of the members' label log-softmax, mixed with the head (refitted on the
@@ -158,12 +205,20 @@ def main():
     m.add_argument("dirs", nargs="+")
     m.add_argument("--spec", default="3")
     m.add_argument("--weights", default="0.4,0.5,0.6")
+    sv = sub.add_parser("served")
+    sv.add_argument("dirs", nargs="+")
+    sv.add_argument("--weight", type=float, required=True)
+    sv.add_argument("--temperature", type=float, default=1.0)
+    sv.add_argument("--vs", nargs="+", default=None, help="fold runs to compare with, fold for fold")
+    sv.add_argument("--spec", default="3")
     se = sub.add_parser("served-ensemble")
     se.add_argument("folds", nargs="+", help="per fold: the members' fold-run directories, comma-joined")
     se.add_argument("--spec", default="3")
     se.add_argument("--weights", default="0.0,0.4,0.5,0.6")
     args = ap.parse_args()
-    if args.cmd == "served-ensemble":
+    if args.cmd == "served":
+        served(args.dirs, args.spec, args.weight, args.temperature, args.vs)
+    elif args.cmd == "served-ensemble":
         served_ensemble(args.folds, args.spec, [float(w) for w in args.weights.split(",")])
     elif args.cmd == "mix-bias":
         mix_bias(args.dirs, args.spec, [float(w) for w in args.weights.split(",")])

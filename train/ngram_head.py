@@ -40,7 +40,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import LABELS, distinct, fold_split, load_split, squeeze_comment  # noqa: E402
+from common import LABELS, comment_rewrite, distinct, fold_split, load_split  # noqa: E402
 
 FORMAT = "gemmaclf-ngram-1"
 BITS = 17      # 2^17 buckets per part: fold 0 scored as with 2^18 (train/runs.md), half the memory
@@ -196,7 +196,7 @@ def fold_mix_inputs(fold_dirs, spec):
         norm = int(cv.get("config", {}).get("comment_norm", 0))  # the comments as that run saw them
         key = (cv["fold"], cv["n_folds"], norm)
         if key not in heads:
-            seen = squeeze_comment if norm else (lambda t: t)
+            seen = comment_rewrite("squeeze" if norm else None)
             heads[key] = log_probs(fit([dict(r, text=seen(r["text"])) for r in tr]),
                                    [seen(r["text"]) for r in va])
         out.append((d, cv["fold"], npz["scores_" + spec], heads[key], y))
@@ -314,8 +314,8 @@ def dev_report(model_dir, head_dir=None):
     enc = PromptEncoder(os.path.join(model_dir, "tokenizer.json"))
     dev = distinct(load_split("dev"))
     y = [LABELS.index(r["label"]) for r in dev]
-    norm = json.load(open(os.path.join(model_dir, "gemmaclf.json"))).get("comment_norm")
-    texts = [squeeze_comment(r["text"]) if norm else r["text"] for r in dev]  # as the model reads them
+    seen = comment_rewrite(json.load(open(os.path.join(model_dir, "gemmaclf.json"))).get("comment_norm"))
+    texts = [seen(r["text"]) for r in dev]  # as the model reads them
     g = label_logprobs(model, enc, texts, max_tokens=512).numpy()
     zero = [0.0] * len(LABELS)
     for name, s, temp in (("Gemma alone, no bias", g, 1.0),

@@ -149,10 +149,9 @@ def as_seen(mdir, texts):
     """The comments as the model reads them: rewritten when gemmaclf.json names a "comment_norm"
     (the texts here are short of the engine's byte cap, or unchanged by the rewrite, so rewriting
     the whole text equals the engine's rewrite of its capped bytes)."""
-    from common import squeeze_comment
-    norm = json.load(open(os.path.join(mdir, "gemmaclf.json"), encoding="utf-8")).get("comment_norm")
-    assert norm in (None, "squeeze"), "unknown comment_norm %r" % norm
-    return [squeeze_comment(t) for t in texts] if norm else texts
+    from common import comment_rewrite
+    seen = comment_rewrite(json.load(open(os.path.join(mdir, "gemmaclf.json"), encoding="utf-8")).get("comment_norm"))
+    return [seen(t) for t in texts]
 
 
 def served(model, enc, mdir, texts, max_tok):

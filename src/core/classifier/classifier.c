@@ -567,9 +567,9 @@ static void mix_row(float *row, const double *head, int n_labels, double w)
 
 /* Mixes the n-gram head into every text's scores. The head hashes the text's first
  * max_text_bytes bytes as they are (rewritten by cfg.comment_norm when the model asks), as
- * train/ngram_head.py does; the tokenizer's copy is also
- * stripped of leading blanks and has invalid UTF-8 replaced, which text from PostgreSQL (converted
- * to UTF-8) and from the CLI (JSON strings) does not have. */
+ * train/ngram_head.py does; the tokenizer's copy is also stripped of leading blanks and has
+ * invalid UTF-8 replaced, which text from PostgreSQL (converted to UTF-8) and from the CLI (JSON
+ * strings) does not have. */
 static gc_status mix_ngram_head(gc_session *s, int n, const char *const *texts,
                                 const size_t *lens, float *scores, gc_err *e)
 {
